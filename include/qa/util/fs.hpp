@@ -1,0 +1,33 @@
+// File-system helpers: whole-file reads with clear errors, and crash-safe (atomic) writes.
+#pragma once
+
+#include <string>
+
+namespace qa {
+
+// Reads a whole file; `what` names it in errors ("data file", "tokenizer model").
+std::string read_file(const std::string& path, const std::string& what);
+
+// Writes `content` to `path` so that a reader sees the old or the new file, never a partial one:
+// a temporary file in the same folder, fsync, rename, fsync of the folder.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+// A fresh temporary folder next to `target` ("<target>.tmp-<pid>-<n>") to fill and then publish.
+std::string make_staging_dir(const std::string& target);
+// Publishes a filled staging folder as `target`: fsyncs its files, then swaps it in with one
+// rename (renameat2 RENAME_EXCHANGE when `target` exists), then deletes the old folder.
+void publish_dir(const std::string& staging, const std::string& target);
+
+// Creates `dir` (and parents) and checks that a file can be written there; errors name `key`.
+void ensure_writable_dir(const std::string& dir, const std::string& key);
+
+// `p` if absolute, else `base_dir/p` (normalised lexically). Empty stays empty.
+std::string resolve_path(const std::string& base_dir, const std::string& p);
+
+// Folder that holds the running executable (from /proc/self/exe).
+std::string executable_dir();
+
+bool file_exists(const std::string& path);
+bool dir_exists(const std::string& path);
+
+}  // namespace qa
