@@ -1,0 +1,39 @@
+// Which examples go into which micro-batch, epoch by epoch: a seeded shuffle that depends only on
+// (seed, epoch), so that any position (epoch, batch) can be reproduced without replaying the run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace qa {
+
+// Deterministic 64-bit generator (SplitMix64): the same numbers on every platform and compiler,
+// unlike std::shuffle whose algorithm is implementation-defined.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next();
+  // Uniform in [0, n).
+  uint64_t below(uint64_t n);
+
+ private:
+  uint64_t state_;
+};
+
+class BatchSampler {
+ public:
+  BatchSampler(std::size_t num_examples, std::size_t batch_size, uint64_t seed, bool shuffle);
+
+  std::size_t batches_per_epoch() const;
+  // The micro-batches of `epoch` (the last one may be smaller).
+  std::vector<std::vector<std::size_t>> epoch_batches(int64_t epoch) const;
+
+ private:
+  std::size_t num_examples_;
+  std::size_t batch_size_;
+  uint64_t seed_;
+  bool shuffle_;
+};
+
+}  // namespace qa

@@ -1,0 +1,46 @@
+#include "qa/data/batch_sampler.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+
+namespace qa {
+
+uint64_t SplitMix64::next() {
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t SplitMix64::below(uint64_t n) {
+  // Rejection sampling removes the modulo bias.
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t v;
+  do {
+    v = next();
+  } while (v >= limit);
+  return v % n;
+}
+
+BatchSampler::BatchSampler(std::size_t num_examples, std::size_t batch_size, uint64_t seed, bool shuffle)
+    : num_examples_(num_examples), batch_size_(batch_size), seed_(seed), shuffle_(shuffle) {}
+
+std::size_t BatchSampler::batches_per_epoch() const { return (num_examples_ + batch_size_ - 1) / batch_size_; }
+
+std::vector<std::vector<std::size_t>> BatchSampler::epoch_batches(int64_t epoch) const {
+  std::vector<std::size_t> order(num_examples_);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (shuffle_) {
+    SplitMix64 rng(seed_ * 0x100000001B3ull + static_cast<uint64_t>(epoch) + 1);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+  }
+  std::vector<std::vector<std::size_t>> batches;
+  batches.reserve(batches_per_epoch());
+  for (std::size_t i = 0; i < order.size(); i += batch_size_) {
+    batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + batch_size_));
+  }
+  return batches;
+}
+
+}  // namespace qa

@@ -1,0 +1,132 @@
+#include "qa/data/jsonl_reader.hpp"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "qa/util/error.hpp"
+#include "qa/util/utf8.hpp"
+
+namespace qa {
+namespace {
+
+using json = nlohmann::json;
+
+std::string type_name(const json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_number()) return "a number";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+// nlohmann's message without its "[json.exception...] parse error at line 1, " prefix.
+std::string short_parse_error(const json::parse_error& e) {
+  std::string what = e.what();
+  auto col = what.find("column");
+  return col == std::string::npos ? what : what.substr(col);
+}
+
+bool is_blank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+QAExample parse_qa_record(std::string_view line, const std::string& file, long line_number) {
+  auto bad = [&](const std::string& what) { throw_at_line(file, line_number, what); };
+  if (line.size() > kMaxJsonlLineBytes) {
+    bad("line is " + std::to_string(line.size()) + " bytes, longer than the limit of " +
+        std::to_string(kMaxJsonlLineBytes) + " bytes");
+  }
+  std::size_t bad_at = 0;
+  if (!is_valid_utf8(line, &bad_at)) bad("invalid UTF-8 at byte " + std::to_string(bad_at + 1) + " of the line");
+  json rec;
+  try {
+    rec = json::parse(line.begin(), line.end());
+  } catch (const json::parse_error& e) {
+    bad("invalid JSON: " + short_parse_error(e));
+  }
+  if (!rec.is_object()) bad("expected a JSON object, got " + type_name(rec));
+
+  auto string_field = [&](const char* name) -> std::string {
+    auto it = rec.find(name);
+    if (it == rec.end()) bad(std::string("missing field '") + name + "'");
+    if (!it->is_string()) bad(std::string("field '") + name + "' must be a string, got " + type_name(*it));
+    std::string s = it->get<std::string>();
+    if (s.find_first_not_of(" \t\r\n") == std::string::npos) bad(std::string("field '") + name + "' is empty");
+    return s;
+  };
+
+  QAExample ex;
+  ex.line = line_number;
+  ex.question = string_field("question");
+  ex.context = string_field("context");
+  if (auto it = rec.find("id"); it != rec.end() && !it->is_null()) {
+    if (it->is_string()) {
+      ex.id = it->get<std::string>();
+    } else if (it->is_number_integer()) {
+      ex.id = it->dump();
+    } else {
+      bad("field 'id' must be a string or an integer, got " + type_name(*it));
+    }
+  }
+  const bool has_flat = rec.contains("answer");
+  const bool has_squad = rec.contains("answers");
+  if (has_flat && has_squad) bad("has both 'answer' and 'answers': use one");
+  if (!has_flat && !has_squad) bad("missing field 'answer' (or SQuAD-style 'answers')");
+  if (has_flat) {
+    ex.answers.push_back(string_field("answer"));
+  } else {
+    const json& answers = rec.at("answers");
+    if (!answers.is_object()) bad("field 'answers' must be an object {\"text\": [...], \"answer_start\": [...]}, got " + type_name(answers));
+    auto text = answers.find("text");
+    if (text == answers.end()) bad("missing field 'answers.text'");
+    if (!text->is_array()) bad("field 'answers.text' must be an array of strings, got " + type_name(*text));
+    if (text->empty()) bad("field 'answers.text' is empty (unanswerable questions are not supported)");
+    for (std::size_t i = 0; i < text->size(); ++i) {
+      const json& t = (*text)[i];
+      if (!t.is_string()) bad("answers.text[" + std::to_string(i) + "] must be a string, got " + type_name(t));
+      if (t.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) {
+        bad("answers.text[" + std::to_string(i) + "] is empty");
+      }
+      ex.answers.push_back(t.get<std::string>());
+    }
+    if (auto start = answers.find("answer_start"); start != answers.end()) {
+      if (!start->is_array()) bad("field 'answers.answer_start' must be an array of integers, got " + type_name(*start));
+      if (start->size() != text->size()) {
+        bad("'answers.answer_start' has " + std::to_string(start->size()) + " entries but 'answers.text' has " +
+            std::to_string(text->size()));
+      }
+      for (std::size_t i = 0; i < start->size(); ++i) {
+        const json& s = (*start)[i];
+        if (!s.is_number_integer() || s.get<long long>() < 0) {
+          bad("answers.answer_start[" + std::to_string(i) + "] must be a non-negative integer, got " + s.dump());
+        }
+      }
+    }
+  }
+  return ex;
+}
+
+std::vector<QAExample> read_qa_jsonl(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_bad_file(path, "cannot open data file");
+  std::vector<QAExample> out;
+  std::string line;
+  long number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (is_blank(line)) continue;
+    out.push_back(parse_qa_record(line, path, number));
+  }
+  if (in.bad()) throw_bad_file(path, "read error");
+  if (out.empty()) throw_bad_file(path, number == 0 ? "the file is empty" : "the file has no records (only empty lines)");
+  return out;
+}
+
+}  // namespace qa
