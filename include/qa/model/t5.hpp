@@ -1,0 +1,191 @@
+// The T5 encoder-decoder (T5 v1.1 / Flan-T5 and original T5), built from LibTorch primitives so that it
+// computes what Hugging Face's T5ForConditionalGeneration computes. Module and parameter names are the
+// Hugging Face state-dict names ("encoder.block.0.layer.0.SelfAttention.q.weight", ...).
+//
+// One class per Hugging Face module; every variant (gated or plain FFN, any activation, tied or
+// untied head) is configuration of the same classes.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "qa/model/t5_config.hpp"
+
+namespace qa {
+
+// RMSNorm without mean subtraction or bias; statistics in fp32 whatever the input dtype.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// Keys and values of one attention layer kept across decoding steps.
+struct KVCache {
+  torch::Tensor k, v;  // [B, H, L, d_kv]
+};
+
+// Multi-head attention without biases and without 1/sqrt(d) scaling (T5 folds it into the init).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const T5Config& c, bool has_relative_bias, bool bidirectional);
+  // x: [B, Q, D]. kv: [B, K, D] (x itself for self-attention), or undefined when `cache` already holds
+  // the keys/values (cross-attention while decoding). bias: broadcastable to [B, H, Q, K], position
+  // bias plus mask. With `cache` and `append_to_cache`, new keys/values are appended (self-attention
+  // while decoding); with `cache` and !append_to_cache, keys/values are computed once and reused.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
+                        KVCache* cache = nullptr, bool append_to_cache = false);
+  // Position bias [1, H, Q, K] for queries at positions offset..offset+Q-1 (block 0 only).
+  torch::Tensor position_bias(int64_t q_len, int64_t k_len, int64_t q_offset);
+
+  torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  torch::nn::Embedding relative_attention_bias{nullptr};
+
+ private:
+  torch::Tensor split_heads(const torch::Tensor& x) const;  // [B, L, H*d] -> [B, H, L, d]
+  int64_t n_heads_, d_kv_, num_buckets_, max_distance_;
+  bool bidirectional_;
+  double dropout_;
+};
+TORCH_MODULE(Attention);
+
+class FeedForwardImpl : public torch::nn::Module {  // HF: DenseReluDense (T5DenseActDense / T5DenseGatedActDense)
+ public:
+  explicit FeedForwardImpl(const T5Config& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear wi{nullptr}, wi_0{nullptr}, wi_1{nullptr}, wo{nullptr};
+
+ private:
+  torch::Tensor act(const torch::Tensor& x) const;
+  std::string act_fn_;
+  bool gated_;
+  double dropout_;
+};
+TORCH_MODULE(FeedForward);
+
+// x + dropout(SelfAttention(layer_norm(x)))
+class SelfAttentionLayerImpl : public torch::nn::Module {
+ public:
+  SelfAttentionLayerImpl(const T5Config& c, bool has_relative_bias, bool bidirectional);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, KVCache* cache = nullptr);
+  Attention SelfAttention{nullptr};
+  RMSNorm layer_norm{nullptr};
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(SelfAttentionLayer);
+
+// x + dropout(EncDecAttention(layer_norm(x), encoder_states))
+class CrossAttentionLayerImpl : public torch::nn::Module {
+ public:
+  explicit CrossAttentionLayerImpl(const T5Config& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& encoder_states, const torch::Tensor& bias,
+                        KVCache* cache = nullptr);
+  Attention EncDecAttention{nullptr};
+  RMSNorm layer_norm{nullptr};
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(CrossAttentionLayer);
+
+// x + dropout(DenseReluDense(layer_norm(x)))
+class FeedForwardLayerImpl : public torch::nn::Module {
+ public:
+  explicit FeedForwardLayerImpl(const T5Config& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  FeedForward DenseReluDense{nullptr};
+  RMSNorm layer_norm{nullptr};
+
+ private:
+  double dropout_;
+};
+TORCH_MODULE(FeedForwardLayer);
+
+// Per decoder block: self-attention keys/values (growing) and cross-attention keys/values (fixed).
+struct BlockCache {
+  KVCache self, cross;
+};
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const T5Config& c, bool is_decoder, bool has_relative_bias);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& encoder_states,
+                        const torch::Tensor& cross_bias, BlockCache* cache = nullptr);
+  torch::nn::ModuleList layer{nullptr};  // HF: layer.0 self-attention, (layer.1 cross-attention), last FFN
+  SelfAttentionLayer self_attention{nullptr};
+  CrossAttentionLayer cross_attention{nullptr};
+  FeedForwardLayer feed_forward{nullptr};
+};
+TORCH_MODULE(Block);
+
+class StackImpl : public torch::nn::Module {  // HF: T5Stack (encoder or decoder)
+ public:
+  StackImpl(const T5Config& c, bool is_decoder);
+  // embeds: [B, L, D] token embeddings. self_bias/cross_bias: position bias plus masks, computed by the caller.
+  torch::Tensor forward(const torch::Tensor& embeds, const torch::Tensor& self_bias,
+                        const torch::Tensor& encoder_states = {}, const torch::Tensor& cross_bias = {},
+                        std::vector<BlockCache>* caches = nullptr);
+  Attention first_self_attention() const { return blocks_.front()->self_attention->SelfAttention; }
+
+  torch::nn::ModuleList block{nullptr};
+  RMSNorm final_layer_norm{nullptr};
+
+ private:
+  std::vector<Block> blocks_;
+  double dropout_;
+};
+TORCH_MODULE(Stack);
+
+// State of an incremental (cached) decode: the encoder output, its mask, one cache per block.
+struct DecoderState {
+  torch::Tensor encoder_states;  // [B, S, D]
+  torch::Tensor cross_bias;      // [B, 1, 1, S]
+  std::vector<BlockCache> caches;
+  int64_t position = 0;          // tokens already fed
+  // Keeps only rows `index` (beam search reordering, dropping finished rows).
+  void select(const torch::Tensor& index);
+};
+
+class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneration
+ public:
+  explicit T5ModelImpl(const T5Config& c);
+
+  // input_ids, attention_mask [B, S] (mask: 1 real, 0 padding) -> encoder states [B, S, D].
+  torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  // Teacher-forced decoder: decoder_input_ids [B, T] -> logits [B, T, V].
+  torch::Tensor decode(const torch::Tensor& decoder_input_ids, const torch::Tensor& encoder_states,
+                       const torch::Tensor& attention_mask);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& decoder_input_ids);
+
+  // Incremental decoding with a key/value cache: one token per row per call, logits [B, V].
+  DecoderState start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask);
+  torch::Tensor decode_step(const torch::Tensor& tokens, DecoderState& state);
+
+  // Hugging Face's initialisation for training from scratch (a new untied lm_head: std d_model^-0.5).
+  void init_weights(uint64_t seed);
+
+  const T5Config& config() const { return config_; }
+
+  torch::nn::Embedding shared{nullptr};
+  Stack encoder{nullptr}, decoder{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent when tie_word_embeddings
+
+ private:
+  torch::Tensor lm_logits(const torch::Tensor& decoder_states);
+  T5Config config_;
+};
+TORCH_MODULE(T5Model);
+
+// (1 - mask) * lowest float, shaped [B, 1, 1, S]: the additive form of a padding mask.
+torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
+
+}  // namespace qa

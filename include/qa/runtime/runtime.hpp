@@ -1,0 +1,24 @@
+// The process's compute environment: intra-op threads, device choice, BLAS kernel in use.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace qa {
+
+// Sets LibTorch's intra-op threads: `requested` > 0, else every CPU this process may run on.
+// Returns the number in effect.
+int configure_threads(int64_t requested);
+
+// "cpu" or "cuda" for a config value auto | cpu | cuda; cuda without a usable GPU is an error.
+std::string resolve_device(const std::string& requested);
+
+// OpenBLAS's kernel name ("Prescott", "SkylakeX", ...) when OpenBLAS is loaded, else "".
+std::string blas_core_name();
+// A one-line hint when OpenBLAS runs a generic kernel on a CPU that has AVX-512, else "".
+std::string blas_hint();
+
+// "LibTorch 1.13.0".
+std::string torch_version();
+
+}  // namespace qa

@@ -1,0 +1,70 @@
+// Every difference between the LibTorch versions qa-train builds against (1.13 on Debian 12,
+// 2.x in the Debian 13 container and on GPU machines) lives here.
+#pragma once
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#define QA_TORCH_VERSION_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace qa::compat {
+
+// Turns autocast to `dtype` on or off for `device` (CPU or CUDA); returns the previous state.
+inline bool set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dtype) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  bool prev = at::autocast::is_autocast_enabled(device);
+  at::autocast::set_autocast_enabled(device, enabled);
+  if (enabled) at::autocast::set_autocast_dtype(device, dtype);
+  return prev;
+#else
+  if (device == c10::DeviceType::CUDA) {
+    bool prev = at::autocast::is_enabled();
+    at::autocast::set_enabled(enabled);
+    if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
+    return prev;
+  }
+  bool prev = at::autocast::is_cpu_enabled();
+  at::autocast::set_cpu_enabled(enabled);
+  if (enabled) at::autocast::set_autocast_cpu_dtype(dtype);
+  return prev;
+#endif
+}
+
+// The dtype matrix products produce on `device` right now: the autocast dtype when autocast is on, else fp32.
+inline at::ScalarType autocast_dtype(c10::DeviceType device) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : at::kFloat;
+#else
+  if (device == c10::DeviceType::CUDA) return at::autocast::is_enabled() ? at::autocast::get_autocast_gpu_dtype() : at::kFloat;
+  return at::autocast::is_cpu_enabled() ? at::autocast::get_autocast_cpu_dtype() : at::kFloat;
+#endif
+}
+
+// RAII scope for autocast, as Python's `with torch.autocast(...)`.
+class AutocastScope {
+ public:
+  AutocastScope(c10::Device device, bool enabled, at::ScalarType dtype = at::kBFloat16)
+      : device_(device.type()), active_(enabled) {
+    if (active_) {
+      at::autocast::increment_nesting();
+      previous_ = set_autocast(device_, true, dtype);
+    }
+  }
+  ~AutocastScope() {
+    if (!active_) return;
+    set_autocast(device_, previous_, at::kBFloat16);
+    // Leaving the outermost scope frees the cached bf16 copies of the weights.
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool active_;
+  bool previous_ = false;
+};
+
+}  // namespace qa::compat

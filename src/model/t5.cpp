@@ -1,0 +1,317 @@
+#include "qa/model/t5.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "qa/model/relative_position.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+
+torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
+  return p > 0 && training ? torch::dropout(x, p, true) : x;
+}
+
+constexpr float kLowest = std::numeric_limits<float>::lowest();
+
+// Under bf16 autocast, matrix products return bfloat16. Element-wise work (residual adds, masks,
+// activations) is both more accurate and much faster on CPU in fp32, so products are widened right
+// away; the next product narrows its input again. A no-op in fp32 runs.
+torch::Tensor widen(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
+
+// The dtype attention scores have in this pass (bf16 under autocast): position bias and masks are
+// cast once per pass instead of once per layer. The lowest float becomes -inf in bf16, which is
+// harmless: every query row keeps at least one visible key.
+torch::Tensor to_compute_dtype(const torch::Tensor& bias) {
+  auto dtype = compat::autocast_dtype(bias.device().type());
+  return dtype == bias.scalar_type() ? bias : bias.to(dtype);
+}
+
+// [1, 1, T, T] with the lowest float above the diagonal: position t sees positions <= t.
+torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
+  return torch::full({t, t}, kLowest, torch::TensorOptions().dtype(torch::kFloat).device(device)).triu(1).view({1, 1, t, t});
+}
+
+}  // namespace
+
+torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
+  auto keep = attention_mask.to(dtype);
+  return ((1.0 - keep) * kLowest).unsqueeze(1).unsqueeze(1);
+}
+
+// ---- RMSNorm -----------------------------------------------------------------------------------
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x * torch::rsqrt(variance + eps_));
+}
+
+// ---- attention -----------------------------------------------------------------------------------
+
+AttentionImpl::AttentionImpl(const T5Config& c, bool has_relative_bias, bool bidirectional)
+    : n_heads_(c.num_heads),
+      d_kv_(c.d_kv),
+      num_buckets_(c.relative_attention_num_buckets),
+      max_distance_(c.relative_attention_max_distance),
+      bidirectional_(bidirectional),
+      dropout_(c.dropout_rate) {
+  const int64_t inner = c.inner_dim();
+  q = register_module("q", linear(c.d_model, inner));
+  k = register_module("k", linear(c.d_model, inner));
+  v = register_module("v", linear(c.d_model, inner));
+  o = register_module("o", linear(inner, c.d_model));
+  if (has_relative_bias) {
+    relative_attention_bias = register_module("relative_attention_bias", torch::nn::Embedding(num_buckets_, n_heads_));
+  }
+}
+
+torch::Tensor AttentionImpl::split_heads(const torch::Tensor& x) const {
+  return x.view({x.size(0), x.size(1), n_heads_, d_kv_}).transpose(1, 2);
+}
+
+torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t q_offset) {
+  auto buckets = relative_position_buckets(q_len, k_len, q_offset, bidirectional_, num_buckets_, max_distance_);
+  auto values = relative_attention_bias->forward(buckets.to(relative_attention_bias->weight.device()));  // [Q, K, H]
+  return values.permute({2, 0, 1}).unsqueeze(0);
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
+                                     KVCache* cache, bool append_to_cache) {
+  const int64_t batch = x.size(0), q_len = x.size(1);
+  auto queries = split_heads(q(x));
+  torch::Tensor keys, values;
+  if (cache && !append_to_cache) {
+    if (!cache->k.defined()) {  // cross-attention: project the encoder states once per sequence
+      cache->k = split_heads(k(kv));
+      cache->v = split_heads(v(kv));
+    }
+    keys = cache->k;
+    values = cache->v;
+  } else {
+    keys = split_heads(k(kv));
+    values = split_heads(v(kv));
+    if (cache) {
+      if (cache->k.defined()) {
+        keys = torch::cat({cache->k, keys}, 2);
+        values = torch::cat({cache->v, values}, 2);
+      }
+      cache->k = keys;
+      cache->v = values;
+    }
+  }
+  // No 1/sqrt(d_kv) scaling: T5 folds it into the initialisation of q.
+  auto scores = torch::matmul(queries, keys.transpose(2, 3));
+  // Scores stay in the product's dtype: a bf16 softmax accumulates in fp32 and is ~2x faster on CPU
+  // than widening [B, H, Q, K] first (the callers pre-cast `bias` to the same dtype once per pass).
+  if (bias.defined()) scores = scores + (bias.scalar_type() == scores.scalar_type() ? bias : bias.to(scores.scalar_type()));
+  auto weights = torch::softmax(scores, -1);
+  weights = maybe_dropout(weights, dropout_, is_training());
+  auto out = torch::matmul(weights, values);  // [B, H, Q, d_kv]
+  return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+}
+
+// ---- feed-forward --------------------------------------------------------------------------------
+
+FeedForwardImpl::FeedForwardImpl(const T5Config& c)
+    : act_fn_(c.dense_act_fn), gated_(c.is_gated_act), dropout_(c.dropout_rate) {
+  if (gated_) {
+    wi_0 = register_module("wi_0", linear(c.d_model, c.d_ff));
+    wi_1 = register_module("wi_1", linear(c.d_model, c.d_ff));
+  } else {
+    wi = register_module("wi", linear(c.d_model, c.d_ff));
+  }
+  wo = register_module("wo", linear(c.d_ff, c.d_model));
+}
+
+torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
+  if (act_fn_ == "relu") return torch::relu(x);
+  if (act_fn_ == "gelu") return torch::gelu(x);
+  if (act_fn_ == "gelu_new" || act_fn_ == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  return torch::silu(x);  // silu / swish (validated in T5Config)
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  auto h = gated_ ? act(widen(wi_0(x))) * widen(wi_1(x)) : act(widen(wi(x)));
+  return widen(wo(maybe_dropout(h, dropout_, is_training())));
+}
+
+// ---- sub-layers --------------------------------------------------------------------------------
+
+SelfAttentionLayerImpl::SelfAttentionLayerImpl(const T5Config& c, bool has_relative_bias, bool bidirectional)
+    : dropout_(c.dropout_rate) {
+  SelfAttention = register_module("SelfAttention", Attention(c, has_relative_bias, bidirectional));
+  layer_norm = register_module("layer_norm", RMSNorm(c.d_model, c.layer_norm_epsilon));
+}
+
+torch::Tensor SelfAttentionLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, KVCache* cache) {
+  auto h = layer_norm(x);
+  return x + maybe_dropout(SelfAttention->forward(h, h, bias, cache, /*append_to_cache=*/true), dropout_, is_training());
+}
+
+CrossAttentionLayerImpl::CrossAttentionLayerImpl(const T5Config& c) : dropout_(c.dropout_rate) {
+  EncDecAttention = register_module("EncDecAttention", Attention(c, false, false));
+  layer_norm = register_module("layer_norm", RMSNorm(c.d_model, c.layer_norm_epsilon));
+}
+
+torch::Tensor CrossAttentionLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& encoder_states,
+                                               const torch::Tensor& bias, KVCache* cache) {
+  auto h = layer_norm(x);
+  return x + maybe_dropout(EncDecAttention->forward(h, encoder_states, bias, cache, /*append_to_cache=*/false), dropout_,
+                     is_training());
+}
+
+FeedForwardLayerImpl::FeedForwardLayerImpl(const T5Config& c) : dropout_(c.dropout_rate) {
+  DenseReluDense = register_module("DenseReluDense", FeedForward(c));
+  layer_norm = register_module("layer_norm", RMSNorm(c.d_model, c.layer_norm_epsilon));
+}
+
+torch::Tensor FeedForwardLayerImpl::forward(const torch::Tensor& x) {
+  return x + maybe_dropout(DenseReluDense(layer_norm(x)), dropout_, is_training());
+}
+
+// ---- blocks and stacks ---------------------------------------------------------------------------
+
+BlockImpl::BlockImpl(const T5Config& c, bool is_decoder, bool has_relative_bias) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  self_attention = SelfAttentionLayer(c, has_relative_bias, /*bidirectional=*/!is_decoder);
+  layer->push_back(self_attention);
+  if (is_decoder) {
+    cross_attention = CrossAttentionLayer(c);
+    layer->push_back(cross_attention);
+  }
+  feed_forward = FeedForwardLayer(c);
+  layer->push_back(feed_forward);
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& self_bias,
+                                 const torch::Tensor& encoder_states, const torch::Tensor& cross_bias,
+                                 BlockCache* cache) {
+  auto h = self_attention(x, self_bias, cache ? &cache->self : nullptr);
+  if (cross_attention) h = cross_attention(h, encoder_states, cross_bias, cache ? &cache->cross : nullptr);
+  return feed_forward(h);
+}
+
+StackImpl::StackImpl(const T5Config& c, bool is_decoder) : dropout_(c.dropout_rate) {
+  block = register_module("block", torch::nn::ModuleList());
+  const int64_t n = is_decoder ? c.num_decoder_layers : c.num_layers;
+  for (int64_t i = 0; i < n; ++i) {
+    blocks_.push_back(Block(c, is_decoder, /*has_relative_bias=*/i == 0));  // block 0 owns the position bias
+    block->push_back(blocks_.back());
+  }
+  final_layer_norm = register_module("final_layer_norm", RMSNorm(c.d_model, c.layer_norm_epsilon));
+}
+
+torch::Tensor StackImpl::forward(const torch::Tensor& embeds, const torch::Tensor& self_bias,
+                                 const torch::Tensor& encoder_states, const torch::Tensor& cross_bias,
+                                 std::vector<BlockCache>* caches) {
+  if (caches && caches->size() != blocks_.size()) caches->resize(blocks_.size());
+  auto h = maybe_dropout(embeds, dropout_, is_training());
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    h = blocks_[i]->forward(h, self_bias, encoder_states, cross_bias, caches ? &(*caches)[i] : nullptr);
+  }
+  return maybe_dropout(final_layer_norm(h), dropout_, is_training());
+}
+
+// ---- the model -------------------------------------------------------------------------------------
+
+void DecoderState::select(const torch::Tensor& index) {
+  encoder_states = encoder_states.index_select(0, index);
+  cross_bias = cross_bias.index_select(0, index);
+  for (auto& c : caches) {
+    for (KVCache* kv : {&c.self, &c.cross}) {
+      if (kv->k.defined()) {
+        kv->k = kv->k.index_select(0, index);
+        kv->v = kv->v.index_select(0, index);
+      }
+    }
+  }
+}
+
+T5ModelImpl::T5ModelImpl(const T5Config& c) : config_(c) {
+  shared = register_module("shared", torch::nn::Embedding(c.vocab_size, c.d_model));
+  encoder = register_module("encoder", Stack(c, /*is_decoder=*/false));
+  decoder = register_module("decoder", Stack(c, /*is_decoder=*/true));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", linear(c.d_model, c.vocab_size));
+}
+
+torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  const int64_t s = input_ids.size(1);
+  auto bias = encoder->first_self_attention()->position_bias(s, s, 0) +
+              additive_padding_mask(attention_mask, torch::kFloat);  // [B, H, S, S], shared by all blocks
+  return encoder(shared(input_ids), to_compute_dtype(bias));
+}
+
+torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
+  if (lm_head) return lm_head(decoder_states);
+  // Tied embeddings: Mesh TensorFlow rescales the output before the shared projection.
+  return torch::linear(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight);
+}
+
+torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const torch::Tensor& encoder_states,
+                                  const torch::Tensor& attention_mask) {
+  const int64_t t = decoder_input_ids.size(1);
+  auto self_bias = decoder->first_self_attention()->position_bias(t, t, 0) +
+                   additive_causal_mask(t, decoder_input_ids.device());
+  auto cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
+  return lm_logits(decoder(shared(decoder_input_ids), to_compute_dtype(self_bias), encoder_states,
+                           to_compute_dtype(cross_bias)));
+}
+
+torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                   const torch::Tensor& decoder_input_ids) {
+  return decode(decoder_input_ids, encode(input_ids, attention_mask), attention_mask);
+}
+
+DecoderState T5ModelImpl::start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask) {
+  DecoderState state;
+  state.encoder_states = encoder_states;
+  state.cross_bias = to_compute_dtype(additive_padding_mask(attention_mask, torch::kFloat));
+  state.caches.resize(decoder->block->size());
+  return state;
+}
+
+torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState& state) {
+  const int64_t t = state.position;
+  // One new query at position t over keys 0..t: no causal mask needed.
+  auto self_bias = to_compute_dtype(decoder->first_self_attention()->position_bias(1, t + 1, t));
+  auto h = decoder(shared(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
+  ++state.position;
+  return lm_logits(h).squeeze(1);
+}
+
+void T5ModelImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  const double f = config_.initializer_factor;
+  const double d_model = static_cast<double>(config_.d_model);
+  shared->weight.normal_(0.0, f * 1.0);
+  // HF draws an untied head with std 1.0: the initial loss is then ~100 and the gradients fill with
+  // subnormal floats that slow matrix products ~3x. d_model^-0.5 keeps initial logits O(1).
+  if (lm_head) lm_head->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) {
+      const double inner = static_cast<double>(config_.inner_dim());
+      a->q->weight.normal_(0.0, f * std::pow(d_model * static_cast<double>(config_.d_kv), -0.5));
+      a->k->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+      a->v->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+      a->o->weight.normal_(0.0, f * std::pow(inner, -0.5));
+      if (a->relative_attention_bias) a->relative_attention_bias->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+    } else if (auto* ff = dynamic_cast<FeedForwardImpl*>(m.get())) {
+      for (auto* wi : {&ff->wi, &ff->wi_0, &ff->wi_1}) {
+        if (*wi) (*wi)->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+      }
+      ff->wo->weight.normal_(0.0, f * std::pow(static_cast<double>(config_.d_ff), -0.5));
+    } else if (auto* norm = dynamic_cast<RMSNormImpl*>(m.get())) {
+      norm->weight.fill_(f * 1.0);
+    }
+  }
+}
+
+}  // namespace qa
