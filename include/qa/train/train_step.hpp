@@ -1,0 +1,27 @@
+// Forward and backward passes of one optimizer step over its micro-batches (gradient accumulation).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "qa/data/encoded_dataset.hpp"
+#include "qa/model/t5.hpp"
+
+namespace qa {
+
+struct StepTotals {
+  torch::Tensor loss_sum;     // summed token cross-entropy (detached, on the device: read it only when logging)
+  int64_t target_tokens = 0;  // real target tokens, the loss normaliser
+  int64_t source_tokens = 0;
+};
+
+// Accumulates into the parameters' gradients the gradient of
+//   sum over all micro-batches of token cross-entropy / (target tokens of all micro-batches),
+// so that any split of a batch into micro-batches gives the gradient of the whole batch.
+StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
+                                const std::vector<const std::vector<std::size_t>*>& micro_batches,
+                                const torch::Device& device, bool bf16);
+
+}  // namespace qa

@@ -1,0 +1,59 @@
+#include "qa/runtime/runtime.hpp"
+
+#include <dlfcn.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "qa/runtime/torch_compat.hpp"
+#include "qa/util/error.hpp"
+
+namespace qa {
+
+int configure_threads(int64_t requested) {
+  int n = static_cast<int>(requested);
+  if (n <= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    // The affinity mask respects taskset / cgroup cpusets; hardware_concurrency() would not.
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(std::thread::hardware_concurrency());
+    if (n <= 0) n = 1;
+  }
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+std::string resolve_device(const std::string& requested) {
+  const bool cuda = torch::cuda::is_available();
+  if (requested == "cuda" && !cuda) {
+    throw Error("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'", ExitCode::kUsage);
+  }
+  if (requested == "cpu") return "cpu";
+  return cuda ? "cuda" : "cpu";
+}
+
+std::string blas_core_name() {
+  using CoreName = char* (*)();
+  auto fn = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!fn) return "";
+  const char* name = fn();
+  return name ? name : "";
+}
+
+std::string blas_hint() {
+  const std::string core = blas_core_name();
+  if (core.empty() || std::getenv("OPENBLAS_CORETYPE")) return "";
+  const bool generic = core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Haswell" || core == "Zen";
+  __builtin_cpu_init();
+  if (generic && __builtin_cpu_supports("avx512f")) {
+    return "OpenBLAS runs its generic '" + core +
+           "' kernel on this AVX-512 CPU; fp32 matrix products may be several times faster with "
+           "OPENBLAS_CORETYPE=SkylakeX (or SapphireRapids) in the environment";
+  }
+  return "";
+}
+
+std::string torch_version() { return std::string("LibTorch ") + TORCH_VERSION; }
+
+}  // namespace qa

@@ -1,0 +1,33 @@
+#include "qa/train/train_step.hpp"
+
+#include "qa/data/collate.hpp"
+#include "qa/runtime/torch_compat.hpp"
+#include "qa/train/loss.hpp"
+
+namespace qa {
+
+StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
+                                const std::vector<const std::vector<std::size_t>*>& micro_batches,
+                                const torch::Device& device, bool bf16) {
+  const T5Config& c = model->config();
+  StepTotals totals;
+  // The normaliser must be known before the first backward: count the step's tokens up front.
+  for (const auto* m : micro_batches) {
+    for (auto i : *m) totals.target_tokens += static_cast<int64_t>(data.items[i].target.size());
+  }
+  totals.loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+  for (const auto* m : micro_batches) {
+    Batch b = collate(data, *m, c.pad_token_id, c.decoder_start_token_id).to(device);
+    torch::Tensor loss;
+    {
+      compat::AutocastScope autocast(device, bf16);
+      loss = token_cross_entropy_sum(model->forward(b.input_ids, b.attention_mask, b.decoder_input_ids), b.labels);
+    }
+    (loss / static_cast<double>(totals.target_tokens)).backward();
+    totals.loss_sum += loss.detach();
+    totals.source_tokens += b.source_tokens;
+  }
+  return totals;
+}
+
+}  // namespace qa

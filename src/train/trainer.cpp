@@ -1,0 +1,302 @@
+#include "qa/train/trainer.hpp"
+
+#include <chrono>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "qa/data/batch_sampler.hpp"
+#include "qa/data/encoded_dataset.hpp"
+#include "qa/data/jsonl_reader.hpp"
+#include "qa/data/source_template.hpp"
+#include "qa/eval/evaluator.hpp"
+#include "qa/io/hf_model_dir.hpp"
+#include "qa/log/logging.hpp"
+#include "qa/log/metrics_log.hpp"
+#include "qa/log/progress.hpp"
+#include "qa/runtime/runtime.hpp"
+#include "qa/train/lr_schedule.hpp"
+#include "qa/train/optimizer.hpp"
+#include "qa/train/train_step.hpp"
+#include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
+#include "qa/util/strings.hpp"
+
+namespace qa {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Everything a run reads, checked before anything is written.
+struct Inputs {
+  std::vector<QAExample> train, validation;
+  Tokenizer tokenizer;
+  T5Config model;
+};
+
+Inputs read_inputs(const Config& cfg, int threads) {
+  auto train = read_qa_jsonl(cfg.data.train);
+  std::vector<QAExample> validation;
+  if (!cfg.data.validation.empty()) validation = read_qa_jsonl(cfg.data.validation);
+  spdlog::info("data: {} training examples ({}), {} validation examples", train.size(), cfg.data.train,
+               validation.size());
+
+  auto tokenizer = [&] {
+    if (!cfg.tokenizer.model.empty()) return Tokenizer::load(cfg.tokenizer.model);
+    const auto t0 = Clock::now();
+    std::vector<std::string> text;
+    text.reserve(train.size() * 2);
+    for (const auto& ex : train) {
+      text.push_back(render_source(cfg.data.source_template, ex.question, ex.context));
+      text.push_back(ex.answers.front());
+    }
+    TokenizerTrainOptions opts;
+    opts.vocab_size = cfg.tokenizer.vocab_size;
+    opts.character_coverage = cfg.tokenizer.character_coverage;
+    opts.num_threads = threads;
+    opts.seed = static_cast<unsigned>(cfg.train.seed);
+    auto tok = Tokenizer::train(text, opts);
+    spdlog::info("tokenizer: trained a unigram model with {} pieces on {} texts in {:.1f}s", tok.vocab_size(),
+                 text.size(), seconds_since(t0));
+    return tok;
+  }();
+
+  T5Config model = cfg.model.t5;
+  model.derive_activation(cfg.source);
+  if (model.vocab_size == 0) {
+    model.vocab_size = tokenizer.vocab_size();
+  } else if (model.vocab_size < tokenizer.vocab_size()) {
+    throw_config(cfg.source, "model.vocab_size",
+                 std::to_string(model.vocab_size) + " is smaller than the tokenizer's " +
+                     std::to_string(tokenizer.vocab_size()) + " pieces");
+  }
+  model.validate(cfg.source, "model.");
+  return {std::move(train), std::move(validation), std::move(tokenizer), model};
+}
+
+void log_encoding(const char* name, const EncodingStats& s, const DataSection& d) {
+  if (s.examples == 0) return;
+  spdlog::info("{}: {} examples, source tokens mean {:.1f} max {} (truncated {} at {}), target tokens mean {:.1f} max {} "
+               "(truncated {} at {})",
+               name, s.examples, static_cast<double>(s.source_tokens) / s.examples, s.max_source_length,
+               s.truncated_sources, d.max_source_length, static_cast<double>(s.target_tokens) / s.examples,
+               s.max_target_length, s.truncated_targets, d.max_target_length);
+  if (s.truncated_sources || s.truncated_targets) {
+    spdlog::warn("{}: {} sources and {} targets were truncated (data.max_source_length / data.max_target_length)", name,
+                 s.truncated_sources, s.truncated_targets);
+  }
+}
+
+bool is_better(const std::string& metric, double candidate, double best) {
+  if (std::isnan(candidate)) return false;
+  if (std::isnan(best)) return true;
+  return metric == "loss" ? candidate < best : candidate > best;
+}
+
+double metric_of(const std::string& metric, const EvalResult& r) {
+  if (metric == "loss") return r.loss;
+  if (metric == "f1") return r.f1;
+  return r.exact_match;
+}
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+}  // namespace
+
+TrainSummary train(const Config& cfg) {
+  const auto run_start = Clock::now();
+  const int threads = configure_threads(cfg.runtime.threads);
+  Inputs in = read_inputs(cfg, threads);
+
+  // Only now, with every input checked, touch the output folder.
+  namespace fs = std::filesystem;
+  const std::string out_dir = cfg.output.dir;
+  const std::string logs_dir = (fs::path(out_dir) / "logs").string();
+  const std::string model_dir = (fs::path(out_dir) / "model").string();
+  ensure_writable_dir(logs_dir, "output.dir");
+  add_log_file((fs::path(logs_dir) / "train.log").string());
+  Config effective = cfg;
+  effective.model.t5.vocab_size = in.model.vocab_size;
+  write_file_atomic((fs::path(logs_dir) / "config.json").string(), effective.to_json().dump(2) + "\n");
+  MetricsLog metrics((fs::path(logs_dir) / "metrics.jsonl").string());
+
+  const std::string device_name = resolve_device(cfg.runtime.device);
+  const torch::Device device(device_name);
+  const bool bf16 = cfg.train.precision == "bf16";
+  spdlog::info("runtime: {} on {}{}, {} intra-op threads, precision {}{}", torch_version(), device_name,
+               cfg.runtime.device == "auto" && device_name == "cpu" ? " (auto: no CUDA device)" : "", threads,
+               cfg.train.precision, blas_core_name().empty() ? "" : ", OpenBLAS kernel " + blas_core_name());
+  if (auto hint = blas_hint(); !hint.empty() && !bf16) spdlog::warn("{}", hint);
+
+  EncodeOptions enc{cfg.data.source_template, cfg.data.max_source_length, cfg.data.max_target_length,
+                    static_cast<int32_t>(in.model.eos_token_id)};
+  const EncodedDataset train_data = encode_dataset(in.train, in.tokenizer, enc);
+  const EncodedDataset val_data = encode_dataset(in.validation, in.tokenizer, enc);
+  log_encoding("train", train_data.stats, cfg.data);
+  log_encoding("validation", val_data.stats, cfg.data);
+
+  T5Model model(in.model);
+  model->init_weights(static_cast<uint64_t>(cfg.train.seed));
+  model->to(device);
+  model->train();
+  int64_t n_params = 0;
+  for (const auto& p : model->parameters()) n_params += p.numel();
+  spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters",
+               in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
+               in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params);
+  auto optimizer = make_adamw(model, cfg.train);
+  torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1);  // dropout stream, independent of init
+
+  const BatchSampler sampler(train_data.items.size(), static_cast<std::size_t>(cfg.train.batch_size),
+                             static_cast<uint64_t>(cfg.train.seed), /*shuffle=*/true);
+  const int64_t accum = cfg.train.grad_accum_steps;
+  const int64_t micro_per_epoch = static_cast<int64_t>(sampler.batches_per_epoch());
+  const int64_t steps_per_epoch = (micro_per_epoch + accum - 1) / accum;  // an update never spans two epochs
+  const int64_t total_steps = cfg.train.max_steps > 0 ? cfg.train.max_steps : steps_per_epoch * cfg.train.epochs;
+  const LrSchedule schedule{cfg.train.learning_rate, cfg.train.warmup_steps, total_steps, cfg.train.lr_schedule,
+                            cfg.train.min_lr_ratio};
+  spdlog::info("training: {} steps ({} per epoch), batch {} x {} accumulation, lr {} {} with {} warmup steps",
+               total_steps, steps_per_epoch, cfg.train.batch_size, accum, format_number(cfg.train.learning_rate),
+               cfg.train.lr_schedule, cfg.train.warmup_steps);
+
+  EvalOptions eval_opts;
+  eval_opts.batch_size = cfg.eval.batch_size;
+  eval_opts.max_new_tokens = cfg.eval.max_new_tokens;
+  eval_opts.bf16 = bf16;
+
+  TrainSummary summary;
+  summary.model_dir = model_dir;
+  double best_metric = NAN;
+  bool saved = false;
+  ProgressBar progress(true);
+  std::vector<torch::Tensor> params = model->parameters();
+
+  int64_t epoch = 0;
+  std::size_t position = 0;  // next micro-batch of the epoch
+  auto epoch_batches = sampler.epoch_batches(epoch);
+  // Since the last log line:
+  double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0;
+  auto window_start = Clock::now();
+  double last_loss = NAN, last_tokens_per_sec = 0, last_lr = 0, last_grad_norm = NAN;
+  int64_t step = 0;
+  int64_t bad_steps_in_a_row = 0, bad_steps = 0;
+
+  auto run_eval = [&](bool final_eval) {
+    progress.clear();
+    EvalOptions opts = eval_opts;
+    if (!final_eval && cfg.eval.max_examples > 0) opts.max_examples = static_cast<std::size_t>(cfg.eval.max_examples);
+    EvalResult r = evaluate(model, val_data, in.validation, in.tokenizer, opts, device);
+    summary.evaluated = true;
+    const double m = metric_of(cfg.eval.metric, r);
+    const bool better = is_better(cfg.eval.metric, m, best_metric);
+    spdlog::info("eval step {}: loss {:.4f}, exact match {:.2f}, F1 {:.2f} on {} examples ({:.1f}s){}", step, r.loss,
+                 r.exact_match, r.f1, r.examples, r.seconds, better ? ", best so far" : "");
+    metrics.write({{"event", "eval"}, {"step", step}, {"epoch", epoch}, {"loss", number_or_null(last_loss)},
+                   {"lr", last_lr}, {"tokens_per_sec", last_tokens_per_sec}, {"eval_loss", number_or_null(r.loss)},
+                   {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
+                   {"eval_examples", r.examples}, {"eval_seconds", r.seconds},
+                   {"elapsed_sec", seconds_since(run_start)}});
+    if (better) {
+      best_metric = m;
+      summary.best_step = step;
+      summary.best_exact_match = r.exact_match;
+      summary.best_f1 = r.f1;
+      summary.best_eval_loss = r.loss;
+      save_model_dir(model_dir, model, in.tokenizer);
+      saved = true;
+    }
+  };
+
+  const auto train_start = Clock::now();
+  bool out_of_time = false;
+  while (step < total_steps && !out_of_time) {
+    if (position >= epoch_batches.size()) {
+      ++epoch;
+      position = 0;
+      epoch_batches = sampler.epoch_batches(epoch);
+    }
+    // One optimizer step: up to `accum` micro-batches of this epoch, loss normalised by their total
+    // target tokens so that accumulation equals one large batch exactly.
+    std::vector<const std::vector<std::size_t>*> micro;
+    while (static_cast<int64_t>(micro.size()) < accum && position < epoch_batches.size()) {
+      micro.push_back(&epoch_batches[position++]);
+    }
+    ++step;
+    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16);
+    const int64_t step_tokens = totals.target_tokens;
+    const int64_t all_tokens = totals.source_tokens + totals.target_tokens;
+    const torch::Tensor& loss_sum = totals.loss_sum;
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(
+        params, cfg.train.max_grad_norm > 0 ? cfg.train.max_grad_norm : std::numeric_limits<double>::infinity());
+    const double step_loss = loss_sum.item<double>() / static_cast<double>(step_tokens);
+    const double lr = schedule.at(step);
+    if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
+      // Skip the update rather than poison the weights; give up if it keeps happening.
+      ++bad_steps;
+      ++bad_steps_in_a_row;
+      progress.clear();
+      spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, grad norm {}); update skipped ({} so far)", step,
+                   step_loss, grad_norm, bad_steps);
+      if (bad_steps_in_a_row >= cfg.train.max_bad_steps) {
+        throw Error("training diverged: " + std::to_string(bad_steps_in_a_row) +
+                    " consecutive steps with a non-finite loss or gradient; lower train.learning_rate");
+      }
+    } else {
+      bad_steps_in_a_row = 0;
+      set_learning_rate(*optimizer, lr);
+      optimizer->step();
+    }
+    optimizer->zero_grad();
+
+    window_loss_sum += loss_sum.item<double>();
+    window_tokens += static_cast<double>(step_tokens);
+    window_all_tokens += static_cast<double>(all_tokens);
+    last_lr = lr;
+    last_grad_norm = grad_norm;
+    const double elapsed = seconds_since(train_start);
+    out_of_time = cfg.train.max_time_minutes > 0 && seconds_since(run_start) >= cfg.train.max_time_minutes * 60;
+    const bool last = step == total_steps || out_of_time;
+    if (step % cfg.train.log_every_steps == 0 || last) {
+      const double window_sec = seconds_since(window_start);
+      last_loss = window_loss_sum / window_tokens;
+      last_tokens_per_sec = window_all_tokens / std::max(window_sec, 1e-9);
+      metrics.write({{"event", "train"}, {"step", step}, {"epoch", epoch}, {"loss", last_loss}, {"lr", lr},
+                     {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
+                     {"elapsed_sec", seconds_since(run_start)}});
+      if (!progress.active()) {
+        spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", step, total_steps,
+                     epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);
+      }
+      window_loss_sum = window_tokens = window_all_tokens = 0;
+      window_start = Clock::now();
+    }
+    progress.update({step, total_steps, std::isnan(last_loss) ? step_loss : last_loss, lr, last_tokens_per_sec, elapsed});
+    if (!val_data.items.empty() && !last && cfg.eval.every_steps > 0 && step % cfg.eval.every_steps == 0) {
+      run_eval(false);
+    }
+  }
+  progress.finish();
+  if (out_of_time) spdlog::info("train.max_time_minutes ({}) reached at step {}", format_number(cfg.train.max_time_minutes), step);
+  summary.steps = step;
+  summary.final_train_loss = last_loss;
+  if (!val_data.items.empty()) run_eval(true);
+  if (!saved) save_model_dir(model_dir, model, in.tokenizer);  // no validation data, or no finite metric
+  summary.seconds = seconds_since(run_start);
+  if (bad_steps) spdlog::warn("{} updates were skipped for non-finite values", bad_steps);
+  if (summary.evaluated) {
+    spdlog::info("done: {} steps in {}; best exact match {:.2f}, F1 {:.2f} (step {}, by {}); model: {}", step,
+                 format_duration(summary.seconds), summary.best_exact_match, summary.best_f1, summary.best_step,
+                 cfg.eval.metric, model_dir);
+  } else {
+    spdlog::info("done: {} steps in {}; final training loss {:.4f}; model: {}", step, format_duration(summary.seconds),
+                 last_loss, model_dir);
+  }
+  close_log_file();
+  return summary;
+}
+
+}  // namespace qa
