@@ -1,0 +1,147 @@
+// qa-train: the command line. Parses arguments and hands over to the trainer or the model commands.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "qa/build_info.hpp"
+#include "qa/cli/model_commands.hpp"
+#include "qa/config/config.hpp"
+#include "qa/config/schema.hpp"
+#include "qa/log/logging.hpp"
+#include "qa/train/trainer.hpp"
+#include "qa/util/error.hpp"
+
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  std::string device;
+};
+
+void add_train_options(CLI::App& app, TrainArgs& a) {
+  app.add_option("-c,--config", a.config, "Config file (JSON); default: the built-in demo config (configs/demo.json)");
+  app.add_option("-s,--set", a.overrides, "Override a config key: section.key=value (repeatable)")->take_all();
+  app.add_option("--device", a.device, "Shortcut for --set runtime.device=auto|cpu|cuda");
+}
+
+qa::Config load_config(const TrainArgs& a) {
+  const std::string cwd = std::filesystem::current_path().string();
+  // The built-in copy of configs/demo.json resolves its paths as if it were ./configs/demo.json.
+  qa::Config cfg = a.config.empty()
+                       ? qa::Config::from_json_text(qa::build_info::kDemoConfig, "<built-in demo config>", cwd + "/configs")
+                       : qa::Config::load_file(a.config);
+  for (const auto& o : a.overrides) cfg.apply_override(o, cwd);
+  if (!a.device.empty()) cfg.apply_override("runtime.device=" + a.device, cwd);
+  return cfg;
+}
+
+void add_model_options(CLI::App& app, qa::ModelRunOptions& o) {
+  app.add_option("-m,--model", o.model_dir, "Model folder (Hugging Face layout: config.json, model.safetensors, spiece.model)")
+      ->required();
+  app.add_option("-d,--data", o.data, "JSONL file of questions")->required();
+  app.add_option("--batch-size", o.batch_size, "Examples per batch")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--max-new-tokens", o.max_new_tokens, "Longest generated answer (tokens, EOS included)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-source-length", o.max_source_length, "Source tokens kept (EOS included)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  app.add_option("--template", o.source_template, "Encoder input template")->capture_default_str();
+  app.add_option("--device", o.device, "auto | cpu | cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--precision", o.precision, "fp32 | bf16")->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  app.add_option("--threads", o.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
+int fail(const std::string& message, qa::ExitCode code) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "qa-train: error: %s\n", message.c_str());
+  return static_cast<int>(code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qa-train: fine-tune T5 / Flan-T5 encoder-decoders for question answering (LibTorch)", "qa-train"};
+  app.set_version_flag("--version", std::string("qa-train ") + qa::build_info::kVersion);
+  app.require_subcommand(0, 1);
+  std::string log_level;
+  app.add_option("--log-level", log_level, "debug | info | warn | error (default: runtime.log_level)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  TrainArgs train_args;
+  add_train_options(app, train_args);
+  TrainArgs sub_train_args;
+  auto* train_cmd = app.add_subcommand("train", "Fine-tune (the default when no command is given)");
+  add_train_options(*train_cmd, sub_train_args);
+
+  qa::ModelRunOptions eval_opts;
+  auto* eval_cmd = app.add_subcommand("eval", "Evaluate a saved model: prints one JSON line with loss, exact_match, f1");
+  add_model_options(*eval_cmd, eval_opts);
+
+  qa::ModelRunOptions predict_opts;
+  std::string predict_out;
+  auto* predict_cmd = app.add_subcommand("predict", "Answer every question of a JSONL file with a saved model");
+  add_model_options(*predict_cmd, predict_opts);
+  predict_cmd->add_option("-o,--out", predict_out, "Output JSONL file")->required();
+
+  TrainArgs config_args;
+  bool list_keys = false;
+  auto* config_cmd = app.add_subcommand("config", "Print the effective config (after --set), or every key with --keys");
+  add_train_options(*config_cmd, config_args);
+  config_cmd->add_flag("--keys", list_keys, "List every config key with its type and meaning");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (see qa-train --help)", qa::ExitCode::kUsage);
+  }
+
+  try {
+    if (*config_cmd) {
+      if (list_keys) {
+        for (const auto& s : qa::config_schema()) {
+          std::printf("%-40s %-32s %s\n", s.key.c_str(), qa::describe_kind(s).c_str(), s.doc.c_str());
+        }
+        return 0;
+      }
+      qa::Config cfg = load_config(config_args);
+      std::printf("%s\n", cfg.to_json().dump(2).c_str());
+      return 0;
+    }
+    if (*eval_cmd || *predict_cmd) {
+      qa::init_logging(log_level.empty() ? "info" : log_level);
+      if (*eval_cmd) {
+        auto result = qa::run_eval(eval_opts);
+        std::printf("%s\n", result.dump().c_str());
+      } else {
+        qa::run_predict(predict_opts, predict_out);
+      }
+      return 0;
+    }
+    qa::Config cfg = load_config(*train_cmd ? sub_train_args : train_args);
+    cfg.validate();
+    qa::init_logging(log_level.empty() ? cfg.runtime.log_level : log_level);
+    spdlog::info("qa-train {}: config {}", qa::build_info::kVersion, cfg.source);
+    qa::train(cfg);
+    return 0;
+  } catch (const qa::Error& e) {
+    qa::log_error_to_file(e.what());
+    return fail(e.what(), e.code());
+  } catch (const std::exception& e) {
+    qa::log_error_to_file(e.what());
+    return fail(std::string("internal error: ") + e.what(), qa::ExitCode::kFailure);
+  }
+}
