@@ -1,0 +1,107 @@
+#include "qa/io/hf_model_dir.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../support/reference.hpp"
+#include "qa/io/safetensors.hpp"
+#include "qa/util/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace qa {
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("qa-hfdir-" + std::to_string(::getpid()) + "-" + name);
+  fs::remove_all(d);
+  return d;
+}
+
+// A copy of the fixture folder whose weights are `tensors`.
+fs::path fixture_with(const std::string& name, const std::map<std::string, torch::Tensor>& tensors) {
+  auto d = fresh_dir(name);
+  fs::create_directories(d);
+  for (const char* f : {"config.json", "spiece.model"}) fs::copy_file(test::fixture_model_dir() + "/" + f, d / f);
+  std::vector<std::pair<std::string, torch::Tensor>> list(tensors.begin(), tensors.end());
+  save_safetensors((d / "model.safetensors").string(), list);
+  return d;
+}
+
+std::string load_error(const fs::path& dir) {
+  try {
+    load_model_dir(dir.string());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    return e.what();
+  }
+  ADD_FAILURE() << "loaded " << dir;
+  return "";
+}
+
+}  // namespace
+
+TEST(HfModelDir, SaveThenLoadIsBitwiseEqualAndHasTheHuggingFaceFiles) {
+  auto a = load_model_dir(test::fixture_model_dir());
+  auto dir = fresh_dir("roundtrip");
+  save_model_dir(dir.string(), a.model, a.tokenizer);
+  for (const char* f : {"config.json", "model.safetensors", "spiece.model", "tokenizer_config.json",
+                        "special_tokens_map.json", "generation_config.json"}) {
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  }
+  auto b = load_model_dir(dir.string());
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  EXPECT_EQ(b.config.to_hf_json(), a.config.to_hf_json());
+  // Saving again replaces the folder atomically and leaves no staging folders behind.
+  save_model_dir(dir.string(), b.model, b.tokenizer);
+  for (const auto& e : fs::directory_iterator(dir.parent_path())) {
+    EXPECT_EQ(e.path().filename().string().find(".roundtrip.tmp"), std::string::npos) << e.path();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(HfModelDir, ImportErrorsNameTheTensor) {
+  auto good = load_safetensors(test::fixture_model_dir() + "/model.safetensors");
+  auto missing = good;
+  missing.erase("decoder.block.1.layer.2.DenseReluDense.wo.weight");
+  auto d1 = fixture_with("missing", missing);
+  EXPECT_NE(load_error(d1).find("missing tensor 'decoder.block.1.layer.2.DenseReluDense.wo.weight'"), std::string::npos);
+  auto wrong = good;
+  wrong["shared.weight"] = torch::zeros({200, 32});
+  auto d2 = fixture_with("shape", wrong);
+  auto m2 = load_error(d2);
+  EXPECT_NE(m2.find("'shared.weight' has shape [200, 32], the config needs [200, 64]"), std::string::npos) << m2;
+  auto extra = good;
+  extra["encoder.block.9.layer.0.SelfAttention.q.weight"] = torch::zeros({64, 64});
+  auto d3 = fixture_with("extra", extra);
+  EXPECT_NE(load_error(d3).find("unexpected tensor 'encoder.block.9"), std::string::npos);
+  auto aliased = good;  // tied aliases of shared.weight are accepted
+  aliased["encoder.embed_tokens.weight"] = good.at("shared.weight");
+  auto d4 = fixture_with("alias", aliased);
+  EXPECT_NO_THROW(load_model_dir(d4.string()));
+  for (const auto& d : {d1, d2, d3, d4}) fs::remove_all(d);
+}
+
+TEST(HfModelDir, MissingOrForeignFilesAreClearErrors) {
+  EXPECT_NE(load_error("/nonexistent/model").find("model folder not found"), std::string::npos);
+  auto d = fresh_dir("pickle");
+  fs::create_directories(d);
+  fs::copy_file(test::fixture_model_dir() + "/config.json", d / "config.json");
+  std::ofstream(d / "pytorch_model.bin") << "pickle";
+  EXPECT_NE(load_error(d).find("only model.safetensors"), std::string::npos);
+  fs::remove(d / "pytorch_model.bin");
+  fs::copy_file(test::fixture_model_dir() + "/model.safetensors", d / "model.safetensors");
+  EXPECT_NE(load_error(d).find("spiece.model is missing"), std::string::npos);
+  std::ofstream(d / "spiece.model") << "garbage";
+  EXPECT_NE(load_error(d).find("spiece.model: not a valid SentencePiece model"), std::string::npos);
+  fs::remove_all(d);
+}
+
+}  // namespace qa

@@ -1,0 +1,128 @@
+#include "qa/model/t5.hpp"
+
+#include <gtest/gtest.h>
+
+#include "../support/reference.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+T5Config small_config(const std::string& ffn = "gated-gelu", bool tied = false) {
+  T5Config c;
+  c.vocab_size = 50;
+  c.d_model = 16;
+  c.d_kv = 4;
+  c.d_ff = 24;
+  c.num_layers = 2;
+  c.num_decoder_layers = 2;
+  c.num_heads = 3;  // inner width 12 != d_model, as in flan-t5-small
+  c.dropout_rate = 0.0;
+  c.feed_forward_proj = ffn;
+  c.tie_word_embeddings = tied;
+  c.derive_activation("test");
+  return c;
+}
+
+T5Model make_model(const T5Config& c) {
+  T5Model m(c);
+  m->init_weights(5);
+  m->eval();
+  return m;
+}
+
+}  // namespace
+
+TEST(RMSNorm, ScalesByRootMeanSquareWithoutCentering) {
+  RMSNorm norm(4, 1e-6);
+  torch::NoGradGuard ng;
+  norm->weight.copy_(torch::tensor({1.0, 2.0, 0.5, -1.0}));
+  auto x = torch::tensor({{1.0, 2.0, 3.0, 4.0}});
+  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+  auto expected = torch::tensor({{1.0 / rms, 4.0 / rms, 1.5 / rms, -4.0 / rms}});
+  EXPECT_TRUE(torch::allclose(norm(x), expected, 1e-6, 1e-6));
+  // Statistics in fp32 even for bf16 input: the result is fp32.
+  EXPECT_EQ(norm(x.to(torch::kBFloat16)).scalar_type(), torch::kFloat);
+}
+
+TEST(Attention, PaddedSourceTokensAreInvisible) {
+  auto m = make_model(small_config());
+  torch::NoGradGuard ng;
+  auto ids = torch::tensor({{5, 6, 7, 1, 0, 0}}, torch::kLong);
+  auto mask = torch::tensor({{1, 1, 1, 1, 0, 0}}, torch::kLong);
+  auto other = ids.clone();
+  other[0][4] = 33;  // change what sits under the mask
+  other[0][5] = 44;
+  auto dec = torch::tensor({{0, 9, 10}}, torch::kLong);
+  auto a = m->forward(ids, mask, dec), b = m->forward(other, mask, dec);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-6, 1e-6));
+  auto enc_a = m->encode(ids, mask), enc_b = m->encode(other, mask);
+  EXPECT_TRUE(torch::allclose(enc_a.slice(1, 0, 4), enc_b.slice(1, 0, 4), 1e-6, 1e-6));
+  // And without the mask the change is visible: the test can fail.
+  auto c = m->forward(other, torch::ones_like(mask), dec);
+  EXPECT_FALSE(torch::allclose(a, c, 1e-4, 1e-4));
+}
+
+TEST(Attention, DecoderIsCausal) {
+  auto m = make_model(small_config());
+  torch::NoGradGuard ng;
+  auto ids = torch::tensor({{5, 6, 7, 1}}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  auto a = m->forward(ids, mask, torch::tensor({{0, 9, 10, 11}}, torch::kLong));
+  auto b = m->forward(ids, mask, torch::tensor({{0, 9, 12, 13}}, torch::kLong));
+  EXPECT_TRUE(torch::allclose(a.slice(1, 0, 2), b.slice(1, 0, 2), 1e-6, 1e-6));  // positions 0,1 see only 0, 9
+  EXPECT_FALSE(torch::allclose(a.slice(1, 2, 3), b.slice(1, 2, 3), 1e-4, 1e-4));
+}
+
+TEST(T5Model, VariantsAreConfigurationOfOneModel) {
+  for (auto [ffn, tied] : {std::pair<const char*, bool>{"gated-gelu", false}, {"relu", true}, {"gated-silu", false}, {"gelu", true}}) {
+    auto c = small_config(ffn, tied);
+    auto m = make_model(c);
+    auto names = m->named_parameters().keys();
+    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    EXPECT_EQ(has("lm_head.weight"), !tied) << ffn;
+    EXPECT_EQ(has("encoder.block.0.layer.1.DenseReluDense.wi_0.weight"), c.is_gated_act) << ffn;
+    EXPECT_EQ(has("encoder.block.0.layer.1.DenseReluDense.wi.weight"), !c.is_gated_act) << ffn;
+    EXPECT_TRUE(has("decoder.block.1.layer.1.EncDecAttention.q.weight"));
+    EXPECT_TRUE(has("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"));
+    EXPECT_FALSE(has("decoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"));  // block 0 owns it
+    torch::NoGradGuard ng;
+    auto logits = m->forward(torch::tensor({{3, 4, 1}}, torch::kLong), torch::ones({1, 3}, torch::kLong),
+                             torch::tensor({{0, 7}}, torch::kLong));
+    EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{1, 2, 50}));
+    EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  }
+}
+
+TEST(T5Model, InitialisationFollowsHuggingFaceScales) {
+  auto c = small_config();
+  c.d_model = 64;
+  c.vocab_size = 2000;
+  T5Model m(c);
+  m->init_weights(1);
+  auto std_of = [&](const std::string& name) { return m->named_parameters()[name].std().item<double>(); };
+  EXPECT_NEAR(std_of("shared.weight"), 1.0, 0.05);
+  EXPECT_NEAR(std_of("lm_head.weight"), std::pow(64.0, -0.5), 0.01);  // not HF's 1.0 (see init_weights)
+  EXPECT_NEAR(std_of("encoder.block.0.layer.0.SelfAttention.q.weight"), std::pow(64.0 * 4, -0.5), 0.01);
+  EXPECT_NEAR(std_of("encoder.block.0.layer.1.DenseReluDense.wo.weight"), std::pow(24.0, -0.5), 0.03);
+  EXPECT_EQ(m->named_parameters()["encoder.final_layer_norm.weight"].mean().item<double>(), 1.0);
+}
+
+TEST(T5Model, Bf16AutocastStaysCloseToFp32) {
+  auto m = make_model(small_config());
+  torch::NoGradGuard ng;
+  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  auto dec = torch::tensor({{0, 9, 10}}, torch::kLong);
+  auto fp32 = m->forward(ids, mask, dec);
+  torch::Tensor bf16;
+  {
+    compat::AutocastScope scope(torch::kCPU, true);
+    bf16 = m->forward(ids, mask, dec);
+  }
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  EXPECT_LT(test::relative_error(bf16, fp32), 3e-2);
+  EXPECT_GT(test::relative_error(bf16, fp32), 0.0);  // autocast really changed the arithmetic
+}
+
+}  // namespace qa

@@ -1,0 +1,89 @@
+// Parity with Hugging Face transformers: the fixture model's encoder states, logits, loss and greedy
+// ids must match what T5ForConditionalGeneration computed for the same inputs.
+#include <gtest/gtest.h>
+
+#include "../support/reference.hpp"
+#include "qa/io/hf_model_dir.hpp"
+#include "qa/model/generate.hpp"
+#include "qa/train/loss.hpp"
+
+namespace qa {
+namespace {
+
+struct Parity : ::testing::Test {
+  static void SetUpTestSuite() {
+    loaded = new LoadedModel(load_model_dir(test::fixture_model_dir()));
+    loaded->model->eval();
+  }
+  static void TearDownTestSuite() {
+    delete loaded;
+    loaded = nullptr;
+  }
+  static LoadedModel* loaded;
+
+  // Checks one reference case (an example of batch 1, or the padded batch of 2).
+  void check_case(const nlohmann::json& ref) {
+    torch::NoGradGuard no_grad;
+    T5Model& m = loaded->model;
+    auto input_ids = test::tensor_of(ref["input_ids"], torch::kLong);
+    auto mask = test::tensor_of(ref["attention_mask"], torch::kLong);
+    auto labels = test::tensor_of(ref["labels"], torch::kLong);
+    auto dec_in = test::tensor_of(ref["decoder_input_ids"], torch::kLong);
+
+    auto enc = m->encode(input_ids, mask);
+    auto enc_ref = test::tensor_of(ref["encoder_last_hidden_state"]["values"]);
+    ASSERT_EQ(enc.sizes(), enc_ref.sizes());
+    EXPECT_LT(test::relative_error(enc, enc_ref), 1e-4);
+
+    auto logits = m->decode(dec_in, enc, mask);
+    auto logits_ref = test::tensor_of(ref["logits"]["values"]);
+    ASSERT_EQ(logits.sizes(), logits_ref.sizes());
+    EXPECT_LT(test::relative_error(logits, logits_ref), 1e-4);
+
+    const int64_t tokens = (labels != -100).sum().item<int64_t>();
+    const double loss = token_cross_entropy_sum(logits, labels).item<double>() / static_cast<double>(tokens);
+    const double loss_ref = ref["loss"].get<double>();
+    EXPECT_LT(std::abs(loss - loss_ref) / loss_ref, 1e-5) << loss << " vs " << loss_ref;
+
+    const int64_t max_new = test::reference()["generation"]["max_new_tokens"].get<int64_t>();
+    for (bool cache : {true, false}) {
+      auto ids = greedy_generate(m, input_ids, mask, {max_new, cache});
+      const auto& greedy_ref = ref["greedy_ids"];
+      ASSERT_EQ(ids.size(), greedy_ref.size());
+      for (std::size_t r = 0; r < ids.size(); ++r) {
+        // Reference rows: start token, the tokens, EOS if reached, then padding.
+        std::vector<int32_t> expected;
+        for (std::size_t k = 1; k < greedy_ref[r].size(); ++k) {
+          const int32_t t = greedy_ref[r][k].get<int32_t>();
+          if (t == 1) break;
+          expected.push_back(t);
+        }
+        EXPECT_EQ(ids[r], expected) << "row " << r << (cache ? " (cached)" : " (uncached)");
+      }
+    }
+  }
+};
+LoadedModel* Parity::loaded = nullptr;
+
+}  // namespace
+
+TEST_F(Parity, SingleExamples) {
+  const auto& examples = test::reference()["examples"];
+  ASSERT_EQ(examples.size(), 3u);
+  for (const auto& ex : examples) {
+    SCOPED_TRACE(ex["question"].get<std::string>());
+    check_case(ex);
+  }
+}
+
+TEST_F(Parity, PaddedBatch) { check_case(test::reference()["padded_batch"]); }
+
+TEST_F(Parity, ParameterNamesAreTheHuggingFaceNames) {
+  std::set<std::string> ours;
+  for (const auto& p : loaded->model->named_parameters()) ours.insert(p.key());
+  std::set<std::string> theirs;
+  for (const auto& name : test::reference()["tensors_in_safetensors"]) theirs.insert(name.get<std::string>());
+  EXPECT_EQ(ours, theirs);
+}
+
+}  // namespace qa
