@@ -96,6 +96,8 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "Print the effective config (after --set), or every key with --keys");
   add_train_options(*config_cmd, config_args);
   config_cmd->add_flag("--keys", list_keys, "List every config key with its type and meaning");
+  bool markdown = false;
+  config_cmd->add_flag("--markdown", markdown, "With --keys: a Markdown table (the one in README.md)");
 
   try {
     app.parse(argc, argv);
@@ -112,8 +114,17 @@ int main(int argc, char** argv) {
   try {
     if (*config_cmd) {
       if (list_keys) {
+        const qa::Config defaults;
+        if (markdown) std::printf("| key | default | accepted | meaning |\n| --- | --- | --- | --- |\n");
         for (const auto& s : qa::config_schema()) {
-          std::printf("%-40s %-32s %s\n", s.key.c_str(), qa::describe_kind(s).c_str(), s.doc.c_str());
+          const std::string value = s.get(defaults).dump();
+          if (markdown) {
+            std::printf("| `%s` | `%s` | %s | %s |\n", s.key.c_str(), value.c_str(), qa::describe_kind(s).c_str(),
+                        s.doc.c_str());
+          } else {
+            std::printf("%-40s %-12s %-32s %s\n", s.key.c_str(), value.c_str(), qa::describe_kind(s).c_str(),
+                        s.doc.c_str());
+          }
         }
         return 0;
       }

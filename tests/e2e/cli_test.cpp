@@ -1,0 +1,202 @@
+// End to end: the real qa-train binary trains on a tiny config, then evaluates and predicts with the
+// model it saved; bad inputs fail with one clear line, a documented exit code and no output written.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct RunResult {
+  int code;
+  std::string out, err;
+};
+
+// Runs qa-train with `args` (a shell fragment), capturing stdout and stderr.
+RunResult qa_train(const std::string& args, const fs::path& work) {
+  const auto out = work / "stdout.txt", err = work / "stderr.txt";
+  std::string cmd = "cd '" + work.string() + "' && '" QA_TRAIN_BIN "' " + args + " >'" + out.string() + "' 2>'" +
+                    err.string() + "'";
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::vector<json> read_jsonl(const fs::path& p) {
+  std::vector<json> out;
+  std::ifstream in(p);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+std::string last_line(const std::string& s) {
+  auto t = s.substr(0, s.find_last_not_of('\n') + 1);
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+void head_lines(const fs::path& from, const fs::path& to, int n) {
+  std::ifstream in(from);
+  std::ofstream out(to);
+  std::string line;
+  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    work = fs::temp_directory_path() / ("qa-e2e-" + std::to_string(::getpid()));
+    fs::remove_all(work);
+    fs::create_directories(work);
+    head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
+    head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);
+    fs::copy_file(fs::path(QA_SOURCE_DIR) / "tests/e2e/tiny.json", work / "tiny.json");
+  }
+  static void TearDownTestSuite() { fs::remove_all(work); }
+  static std::string train_args(const std::string& out_dir) {
+    return "--config tiny.json --set data.train=train.jsonl --set data.validation=validation.jsonl --set output.dir=" +
+           out_dir;
+  }
+  static fs::path work;
+};
+fs::path Cli::work;
+
+}  // namespace
+
+TEST_F(Cli, TrainsThenEvaluatesAndPredictsWithTheSavedModel) {
+  RunResult r = qa_train(train_args("out"), work);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const fs::path out = work / "out";
+  for (const char* f : {"model/config.json", "model/model.safetensors", "model/spiece.model", "logs/train.log",
+                        "logs/metrics.jsonl", "logs/config.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  // The effective config holds the overrides and the vocabulary size taken from the trained tokenizer.
+  json effective = json::parse(std::ifstream(out / "logs/config.json"));
+  EXPECT_EQ(effective["data"]["train"], (work / "train.jsonl").string());
+  EXPECT_GT(effective["model"]["vocab_size"].get<int>(), 50);
+  // The loss went down, and every event carries the documented fields.
+  auto events = read_jsonl(out / "logs/metrics.jsonl");
+  std::vector<double> losses;
+  int evals = 0;
+  for (const auto& e : events) {
+    for (const char* k : {"step", "loss", "lr", "tokens_per_sec"}) EXPECT_TRUE(e.contains(k)) << e.dump();
+    if (e["event"] == "train") losses.push_back(e["loss"].get<double>());
+    if (e["event"] == "eval") {
+      ++evals;
+      for (const char* k : {"eval_loss", "exact_match", "f1"}) EXPECT_TRUE(e.contains(k)) << e.dump();
+    }
+  }
+  ASSERT_GE(losses.size(), 4u);
+  EXPECT_LT(losses.back(), losses.front() * 0.8) << "first " << losses.front() << " last " << losses.back();
+  EXPECT_EQ(evals, 2);  // at step 20 and at the end (40)
+  EXPECT_NE(r.err.find("done: 40 steps"), std::string::npos) << r.err;
+
+  RunResult e = qa_train("eval --model out/model --data validation.jsonl --threads 1", work);
+  ASSERT_EQ(e.code, 0) << e.err;
+  json result = json::parse(last_line(e.out));
+  EXPECT_EQ(result["examples"], 40);
+  EXPECT_GT(result["loss"].get<double>(), 0.0);
+  EXPECT_LT(result["loss"].get<double>(), losses.front());
+  EXPECT_GE(result["exact_match"].get<double>(), 0.0);
+  EXPECT_GE(result["f1"].get<double>(), result["exact_match"].get<double>());
+
+  RunResult p = qa_train("predict --model out/model --data validation.jsonl --out preds.jsonl --max-new-tokens 6 --threads 1", work);
+  ASSERT_EQ(p.code, 0) << p.err;
+  auto preds = read_jsonl(work / "preds.jsonl");
+  auto inputs = read_jsonl(work / "validation.jsonl");
+  ASSERT_EQ(preds.size(), 40u);
+  for (std::size_t i = 0; i < preds.size(); ++i) {
+    EXPECT_EQ(preds[i]["id"], inputs[i]["id"]);
+    EXPECT_EQ(preds[i]["question"], inputs[i]["question"]);
+    EXPECT_TRUE(preds[i]["prediction"].is_string());
+  }
+}
+
+TEST_F(Cli, SameSeedGivesTheSameLossSequence) {
+  auto losses = [&](const std::string& dir) {
+    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=", work);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> l;
+    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
+    return l;
+  };
+  auto a = losses("seed-a"), b = losses("seed-b");
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a, b);  // bitwise
+}
+
+TEST_F(Cli, EvalReportsTheReferenceLossOfTheFixtureModel) {
+  // The three reference examples of tests/fixtures/hf-flan-tiny: file loss = token-weighted mean.
+  json ref = json::parse(std::ifstream(fs::path(QA_FIXTURES) / "hf-flan-tiny/reference.json"));
+  std::ofstream data(work / "ref.jsonl");
+  double loss_sum = 0, tokens = 0;
+  for (const auto& ex : ref["examples"]) {
+    data << json{{"question", ex["question"]}, {"context", ex["context"]}, {"answer", ex["answer"]}}.dump() << "\n";
+    loss_sum += ex["loss"].get<double>() * ex["labels"][0].size();
+    tokens += ex["labels"][0].size();
+  }
+  data.close();
+  RunResult r = qa_train("eval --model '" + (fs::path(QA_FIXTURES) / "hf-flan-tiny").string() + "' --data ref.jsonl --max-new-tokens 8", work);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json result = json::parse(last_line(r.out));
+  EXPECT_NEAR(result["loss"].get<double>(), loss_sum / tokens, 1e-5 * loss_sum / tokens);
+  EXPECT_EQ(result["examples"], 3);
+}
+
+TEST_F(Cli, MalformedDataFailsWithFileAndLineAndWritesNothing) {
+  fs::create_directories(work / "kept/model");
+  std::ofstream(work / "kept/model/sentinel") << "earlier run";
+  std::ofstream(work / "bad.jsonl") << "{\"question\": \"q\", \"context\": \"c\", \"answer\": \"a\"}\n{\"question\": 3}\n";
+  RunResult r = qa_train(train_args("kept") + " --set data.train=bad.jsonl", work);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("bad.jsonl:2: field 'question' must be a string, got a number"), std::string::npos) << r.err;
+  EXPECT_EQ(last_line(r.err).rfind("qa-train: error: ", 0), 0u) << r.err;  // the error is one line, the last
+  EXPECT_TRUE(fs::exists(work / "kept/model/sentinel"));
+  EXPECT_FALSE(fs::exists(work / "kept/logs"));
+}
+
+TEST_F(Cli, ConfigErrorsNameTheKeyAndExitWithUsageCode) {
+  RunResult r = qa_train(train_args("cfg-err") + " --set train.learnig_rate=0.1", work);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("did you mean 'train.learning_rate'"), std::string::npos) << r.err;
+  RunResult missing = qa_train("--config nonexistent.json", work);
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("nonexistent.json"), std::string::npos) << missing.err;
+  RunResult unwritable = qa_train(train_args("/proc/qa-train-out"), work);
+  EXPECT_EQ(unwritable.code, 1);
+  EXPECT_NE(unwritable.err.find("/proc/qa-train-out"), std::string::npos) << unwritable.err;
+}
+
+TEST_F(Cli, HelpVersionAndConfigKeys) {
+  EXPECT_EQ(qa_train("--help", work).code, 0);
+  RunResult v = qa_train("--version", work);
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("qa-train "), std::string::npos);
+  RunResult k = qa_train("config --keys", work);
+  EXPECT_EQ(k.code, 0);
+  EXPECT_NE(k.out.find("train.learning_rate"), std::string::npos);
+  // README's config reference is the schema's own table (scripts/update-readme-config.sh).
+  RunResult md = qa_train("config --keys --markdown", work);
+  std::ifstream readme(fs::path(QA_SOURCE_DIR) / "README.md");
+  std::stringstream text;
+  text << readme.rdbuf();
+  EXPECT_NE(text.str().find(md.out), std::string::npos) << "README.md's config table is stale: run scripts/update-readme-config.sh";
+  RunResult bad = qa_train("eval --model x", work);  // --data missing
+  EXPECT_EQ(bad.code, 2);
+}
