@@ -10,6 +10,7 @@
 #include "qa/config/schema.hpp"
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
+#include "qa/util/json_text.hpp"
 #include "qa/util/strings.hpp"
 
 namespace qa {
@@ -31,16 +32,6 @@ std::vector<std::string> section_names() {
 [[noreturn]] void unknown_key(const std::string& source, const std::string& key, const std::vector<std::string>& valid) {
   std::string hint = closest_match(key, valid);
   throw_config(source, key, "unknown key" + (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"));
-}
-
-std::string json_type_name(const json& v) {
-  if (v.is_number_integer()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
 }
 
 // Type- and range-checks `v` for `spec`, returns the value to store (ints normalised).
@@ -225,7 +216,10 @@ void Config::validate() const {
   need_file("data.validation", data.validation, false);
   need_file("tokenizer.model", tokenizer.model, false);
   if (!model.init_from.empty()) {
-    throw_config(source, "model.init_from", "starting from a pretrained folder is not supported yet; leave it empty");
+    if (!dir_exists(model.init_from)) throw_config(source, "model.init_from", "folder not found: " + model.init_from);
+    if (!tokenizer.model.empty()) {
+      throw_config(source, "tokenizer.model", "must be empty with model.init_from (the folder's spiece.model is used)");
+    }
   }
   if (output.dir.empty()) throw_config(source, "output.dir", "must not be empty");
   if (data.source_template.find("{question}") == std::string::npos) {

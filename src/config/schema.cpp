@@ -90,7 +90,8 @@ std::vector<KeySpec> build_schema() {
       int_key("model.decoder_start_token_id", QA_REF(model.t5.decoder_start_token_id), 0,
               "First decoder input id"),
       path_key("model.init_from", QA_REF(model.init_from),
-               "Hugging Face model folder to start from (not supported yet: leave empty)"),
+               "Hugging Face model folder to fine-tune (config.json, model.safetensors, spiece.model); its "
+               "architecture and tokenizer replace the model.* and tokenizer.* keys"),
       // ---- tokenizer --------------------------------------------------------------------------------
       path_key("tokenizer.model", QA_REF(tokenizer.model),
                "SentencePiece model to use; empty = train a unigram model on data.train"),
@@ -105,6 +106,8 @@ std::vector<KeySpec> build_schema() {
                  "Encoder input; {question} and {context} are replaced"),
       int_key("data.max_source_length", QA_REF(data.max_source_length), 2, "Source tokens kept, EOS included"),
       int_key("data.max_target_length", QA_REF(data.max_target_length), 2, "Target tokens kept, EOS included"),
+      bool_key("data.group_by_length", QA_REF(data.group_by_length),
+               "Batch examples of similar length together (sorted within groups of 50 batches, batches shuffled)"),
       // ---- train ------------------------------------------------------------------------------------
       int_key("train.seed", QA_REF(train.seed), 0, "Seed for initialisation, shuffling and dropout"),
       int_key("train.batch_size", QA_REF(train.batch_size), 1, "Examples per micro-batch"),

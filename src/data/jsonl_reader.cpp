@@ -5,28 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "qa/util/error.hpp"
+#include "qa/util/json_text.hpp"
 #include "qa/util/utf8.hpp"
 
 namespace qa {
 namespace {
 
 using json = nlohmann::json;
-
-std::string type_name(const json& v) {
-  if (v.is_string()) return "a string";
-  if (v.is_number()) return "a number";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  return "an object";
-}
-
-// nlohmann's message without its "[json.exception...] parse error at line 1, " prefix.
-std::string short_parse_error(const json::parse_error& e) {
-  std::string what = e.what();
-  auto col = what.find("column");
-  return col == std::string::npos ? what : what.substr(col);
-}
 
 bool is_blank(std::string_view s) {
   for (char c : s) {
@@ -51,12 +36,12 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
   } catch (const json::parse_error& e) {
     bad("invalid JSON: " + short_parse_error(e));
   }
-  if (!rec.is_object()) bad("expected a JSON object, got " + type_name(rec));
+  if (!rec.is_object()) bad("expected a JSON object, got " + json_type_name(rec));
 
   auto string_field = [&](const char* name) -> std::string {
     auto it = rec.find(name);
     if (it == rec.end()) bad(std::string("missing field '") + name + "'");
-    if (!it->is_string()) bad(std::string("field '") + name + "' must be a string, got " + type_name(*it));
+    if (!it->is_string()) bad(std::string("field '") + name + "' must be a string, got " + json_type_name(*it));
     std::string s = it->get<std::string>();
     if (s.find_first_not_of(" \t\r\n") == std::string::npos) bad(std::string("field '") + name + "' is empty");
     return s;
@@ -72,7 +57,7 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
     } else if (it->is_number_integer()) {
       ex.id = it->dump();
     } else {
-      bad("field 'id' must be a string or an integer, got " + type_name(*it));
+      bad("field 'id' must be a string or an integer, got " + json_type_name(*it));
     }
   }
   const bool has_flat = rec.contains("answer");
@@ -83,21 +68,21 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
     ex.answers.push_back(string_field("answer"));
   } else {
     const json& answers = rec.at("answers");
-    if (!answers.is_object()) bad("field 'answers' must be an object {\"text\": [...], \"answer_start\": [...]}, got " + type_name(answers));
+    if (!answers.is_object()) bad("field 'answers' must be an object {\"text\": [...], \"answer_start\": [...]}, got " + json_type_name(answers));
     auto text = answers.find("text");
     if (text == answers.end()) bad("missing field 'answers.text'");
-    if (!text->is_array()) bad("field 'answers.text' must be an array of strings, got " + type_name(*text));
+    if (!text->is_array()) bad("field 'answers.text' must be an array of strings, got " + json_type_name(*text));
     if (text->empty()) bad("field 'answers.text' is empty (unanswerable questions are not supported)");
     for (std::size_t i = 0; i < text->size(); ++i) {
       const json& t = (*text)[i];
-      if (!t.is_string()) bad("answers.text[" + std::to_string(i) + "] must be a string, got " + type_name(t));
+      if (!t.is_string()) bad("answers.text[" + std::to_string(i) + "] must be a string, got " + json_type_name(t));
       if (t.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) {
         bad("answers.text[" + std::to_string(i) + "] is empty");
       }
       ex.answers.push_back(t.get<std::string>());
     }
     if (auto start = answers.find("answer_start"); start != answers.end()) {
-      if (!start->is_array()) bad("field 'answers.answer_start' must be an array of integers, got " + type_name(*start));
+      if (!start->is_array()) bad("field 'answers.answer_start' must be an array of integers, got " + json_type_name(*start));
       if (start->size() != text->size()) {
         bad("'answers.answer_start' has " + std::to_string(start->size()) + " entries but 'answers.text' has " +
             std::to_string(text->size()));

@@ -26,6 +26,7 @@ StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
     (loss / static_cast<double>(totals.target_tokens)).backward();
     totals.loss_sum += loss.detach();
     totals.source_tokens += b.source_tokens;
+    totals.padded_tokens += b.input_ids.numel() + b.labels.numel();
   }
   return totals;
 }

@@ -36,6 +36,7 @@ struct Inputs {
   std::vector<QAExample> train, validation;
   Tokenizer tokenizer;
   T5Config model;
+  T5Model pretrained{nullptr};  // set when model.init_from names a Hugging Face folder
 };
 
 Inputs read_inputs(const Config& cfg, int threads) {
@@ -45,6 +46,12 @@ Inputs read_inputs(const Config& cfg, int threads) {
   spdlog::info("data: {} training examples ({}), {} validation examples", train.size(), cfg.data.train,
                validation.size());
 
+  if (!cfg.model.init_from.empty()) {
+    // A pretrained folder brings its own architecture, weights and tokenizer.
+    LoadedModel loaded = load_model_dir(cfg.model.init_from);
+    spdlog::info("model: starting from {} (architecture, weights and tokenizer from the folder)", cfg.model.init_from);
+    return {std::move(train), std::move(validation), std::move(loaded.tokenizer), loaded.config, loaded.model};
+  }
   auto tokenizer = [&] {
     if (!cfg.tokenizer.model.empty()) return Tokenizer::load(cfg.tokenizer.model);
     const auto t0 = Clock::now();
@@ -75,7 +82,7 @@ Inputs read_inputs(const Config& cfg, int threads) {
                      std::to_string(tokenizer.vocab_size()) + " pieces");
   }
   model.validate(cfg.source, "model.");
-  return {std::move(train), std::move(validation), std::move(tokenizer), model};
+  return {std::move(train), std::move(validation), std::move(tokenizer), model, nullptr};
 }
 
 void log_encoding(const char* name, const EncodingStats& s, const DataSection& d) {
@@ -139,8 +146,8 @@ TrainSummary train(const Config& cfg) {
   log_encoding("train", train_data.stats, cfg.data);
   log_encoding("validation", val_data.stats, cfg.data);
 
-  T5Model model(in.model);
-  model->init_weights(static_cast<uint64_t>(cfg.train.seed));
+  T5Model model = in.pretrained ? in.pretrained : T5Model(in.model);
+  if (!in.pretrained) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   model->train();
   int64_t n_params = 0;
@@ -151,8 +158,14 @@ TrainSummary train(const Config& cfg) {
   auto optimizer = make_adamw(model, cfg.train);
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1);  // dropout stream, independent of init
 
-  const BatchSampler sampler(train_data.items.size(), static_cast<std::size_t>(cfg.train.batch_size),
-                             static_cast<uint64_t>(cfg.train.seed), /*shuffle=*/true);
+  const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size);
+  const auto seed = static_cast<uint64_t>(cfg.train.seed);
+  const BatchSampler sampler = [&] {
+    if (!cfg.data.group_by_length) return BatchSampler(train_data.items.size(), batch_size, seed, /*shuffle=*/true);
+    std::vector<std::size_t> lengths;
+    for (const auto& e : train_data.items) lengths.push_back(e.source.size());
+    return BatchSampler(std::move(lengths), batch_size, seed, /*group_batches=*/50);
+  }();
   const int64_t accum = cfg.train.grad_accum_steps;
   const int64_t micro_per_epoch = static_cast<int64_t>(sampler.batches_per_epoch());
   const int64_t steps_per_epoch = (micro_per_epoch + accum - 1) / accum;  // an update never spans two epochs
@@ -179,7 +192,7 @@ TrainSummary train(const Config& cfg) {
   std::size_t position = 0;  // next micro-batch of the epoch
   auto epoch_batches = sampler.epoch_batches(epoch);
   // Since the last log line:
-  double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0;
+  double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0;
   auto window_start = Clock::now();
   double last_loss = NAN, last_tokens_per_sec = 0, last_lr = 0, last_grad_norm = NAN;
   int64_t step = 0;
@@ -255,6 +268,7 @@ TrainSummary train(const Config& cfg) {
     window_loss_sum += loss_sum.item<double>();
     window_tokens += static_cast<double>(step_tokens);
     window_all_tokens += static_cast<double>(all_tokens);
+    window_padded_tokens += static_cast<double>(totals.padded_tokens);
     last_lr = lr;
     last_grad_norm = grad_norm;
     const double elapsed = seconds_since(train_start);
@@ -266,12 +280,13 @@ TrainSummary train(const Config& cfg) {
       last_tokens_per_sec = window_all_tokens / std::max(window_sec, 1e-9);
       metrics.write({{"event", "train"}, {"step", step}, {"epoch", epoch}, {"loss", last_loss}, {"lr", lr},
                      {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
+                     {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
                      {"elapsed_sec", seconds_since(run_start)}});
       if (!progress.active()) {
         spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", step, total_steps,
                      epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);
       }
-      window_loss_sum = window_tokens = window_all_tokens = 0;
+      window_loss_sum = window_tokens = window_all_tokens = window_padded_tokens = 0;
       window_start = Clock::now();
     }
     progress.update({step, total_steps, std::isnan(last_loss) ? step_loss : last_loss, lr, last_tokens_per_sec, elapsed});

@@ -43,6 +43,36 @@ TEST(BatchSampler, NoShuffleKeepsFileOrder) {
   EXPECT_EQ(b, (std::vector<std::vector<std::size_t>>{{0, 1}, {2, 3}, {4}}));
 }
 
+TEST(BatchSampler, LengthGroupingCoversEveryExampleWithLittlePadding) {
+  SplitMix64 r(5);
+  std::vector<std::size_t> lengths(1000);
+  for (auto& l : lengths) l = 10 + r.below(190);
+  auto padding = [&](const std::vector<std::vector<std::size_t>>& batches) {
+    double padded = 0, real = 0;
+    for (const auto& b : batches) {
+      std::size_t longest = 0;
+      for (auto i : b) longest = std::max(longest, lengths[i]), real += lengths[i];
+      padded += static_cast<double>(longest * b.size());
+    }
+    return 1.0 - real / padded;
+  };
+  BatchSampler grouped(lengths, 16, 1, /*group_batches=*/50), plain(lengths.size(), 16, 1, true);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    auto batches = grouped.epoch_batches(epoch);
+    std::multiset<std::size_t> seen;
+    for (const auto& b : batches) seen.insert(b.begin(), b.end());
+    ASSERT_EQ(seen.size(), 1000u);
+    for (std::size_t i = 0; i < 1000; ++i) ASSERT_EQ(seen.count(i), 1u);
+    EXPECT_LT(padding(batches), 0.05);
+    EXPECT_GT(padding(plain.epoch_batches(epoch)), 0.3);
+  }
+  // Batches come in random order, not longest first.
+  auto batches = grouped.epoch_batches(0);
+  EXPECT_FALSE(std::is_sorted(batches.begin(), batches.end(), [&](const auto& a, const auto& b) {
+    return lengths[a.front()] > lengths[b.front()];
+  }));
+}
+
 TEST(SplitMix64, BelowIsInRangeAndCoversIt) {
   SplitMix64 r(3);
   std::set<uint64_t> seen;

@@ -64,7 +64,7 @@ TEST(JsonlReader, EveryBadInputIsAOneLineErrorWithFileAndLine) {
       {ok + "\n{\"question\": \"q\",", ":2: invalid JSON"},
       {ok + "\n[1, 2]", ":2: expected a JSON object, got an array"},
       {R"({"context": "c", "answer": "a"})", ":1: missing field 'question'"},
-      {R"({"question": 5, "context": "c", "answer": "a"})", ":1: field 'question' must be a string, got a number"},
+      {R"({"question": 5, "context": "c", "answer": "a"})", ":1: field 'question' must be a string, got an integer"},
       {R"({"question": "q", "context": null, "answer": "a"})", ":1: field 'context' must be a string, got null"},
       {R"({"question": "q", "context": "c"})", ":1: missing field 'answer'"},
       {R"({"question": "  ", "context": "c", "answer": "a"})", ":1: field 'question' is empty"},

@@ -57,6 +57,20 @@ void head_lines(const fs::path& from, const fs::path& to, int n) {
   for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
 }
 
+// Writes the fixture's three reference examples as JSONL; returns their reference loss over the file
+// (the token-weighted mean of the per-example losses).
+double write_reference_examples(const fs::path& path) {
+  json ref = json::parse(std::ifstream(fs::path(QA_FIXTURES) / "hf-flan-tiny/reference.json"));
+  std::ofstream data(path);
+  double loss_sum = 0, tokens = 0;
+  for (const auto& ex : ref["examples"]) {
+    data << json{{"question", ex["question"]}, {"context", ex["context"]}, {"answer", ex["answer"]}}.dump() << "\n";
+    loss_sum += ex["loss"].get<double>() * static_cast<double>(ex["labels"][0].size());
+    tokens += static_cast<double>(ex["labels"][0].size());
+  }
+  return loss_sum / tokens;
+}
+
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -143,20 +157,31 @@ TEST_F(Cli, SameSeedGivesTheSameLossSequence) {
 
 TEST_F(Cli, EvalReportsTheReferenceLossOfTheFixtureModel) {
   // The three reference examples of tests/fixtures/hf-flan-tiny: file loss = token-weighted mean.
-  json ref = json::parse(std::ifstream(fs::path(QA_FIXTURES) / "hf-flan-tiny/reference.json"));
-  std::ofstream data(work / "ref.jsonl");
-  double loss_sum = 0, tokens = 0;
-  for (const auto& ex : ref["examples"]) {
-    data << json{{"question", ex["question"]}, {"context", ex["context"]}, {"answer", ex["answer"]}}.dump() << "\n";
-    loss_sum += ex["loss"].get<double>() * ex["labels"][0].size();
-    tokens += ex["labels"][0].size();
-  }
-  data.close();
+  const double expected = write_reference_examples(work / "ref.jsonl");
   RunResult r = qa_train("eval --model '" + (fs::path(QA_FIXTURES) / "hf-flan-tiny").string() + "' --data ref.jsonl --max-new-tokens 8", work);
   ASSERT_EQ(r.code, 0) << r.err;
   json result = json::parse(last_line(r.out));
-  EXPECT_NEAR(result["loss"].get<double>(), loss_sum / tokens, 1e-5 * loss_sum / tokens);
+  EXPECT_NEAR(result["loss"].get<double>(), expected, 1e-5 * expected);
   EXPECT_EQ(result["examples"], 3);
+}
+
+TEST_F(Cli, FineTuningAPretrainedFolderStartsFromItsWeights) {
+  // The first step's loss is computed before any update: on the reference examples it must be the
+  // reference loss (token-weighted mean), which proves weights, tokenizer and data path line up.
+  const double expected = write_reference_examples(work / "ft.jsonl");
+  RunResult r = qa_train("--config tiny.json --set model.init_from='" + (fs::path(QA_FIXTURES) / "hf-flan-tiny").string() +
+                             "' --set data.train=ft.jsonl --set data.validation= --set train.batch_size=3"
+                             " --set train.max_steps=3 --set train.log_every_steps=1 --set output.dir=ft-out",
+                         work);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto events = read_jsonl(work / "ft-out/logs/metrics.jsonl");
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_NEAR(events[0]["loss"].get<double>(), expected, 1e-5 * expected);
+  json saved = json::parse(std::ifstream(work / "ft-out/model/config.json"));
+  EXPECT_EQ(saved["d_model"], 64);  // the folder's architecture, not tiny.json's
+  RunResult both = qa_train(train_args("ft-missing") + " --set model.init_from=/nonexistent", work);
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("model.init_from"), std::string::npos) << both.err;
 }
 
 TEST_F(Cli, MalformedDataFailsWithFileAndLineAndWritesNothing) {
@@ -165,7 +190,7 @@ TEST_F(Cli, MalformedDataFailsWithFileAndLineAndWritesNothing) {
   std::ofstream(work / "bad.jsonl") << "{\"question\": \"q\", \"context\": \"c\", \"answer\": \"a\"}\n{\"question\": 3}\n";
   RunResult r = qa_train(train_args("kept") + " --set data.train=bad.jsonl", work);
   EXPECT_EQ(r.code, 3);
-  EXPECT_NE(r.err.find("bad.jsonl:2: field 'question' must be a string, got a number"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad.jsonl:2: field 'question' must be a string, got an integer"), std::string::npos) << r.err;
   EXPECT_EQ(last_line(r.err).rfind("qa-train: error: ", 0), 0u) << r.err;  // the error is one line, the last
   EXPECT_TRUE(fs::exists(work / "kept/model/sentinel"));
   EXPECT_FALSE(fs::exists(work / "kept/logs"));

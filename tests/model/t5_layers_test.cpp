@@ -3,25 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "../support/reference.hpp"
+#include "../support/tiny_model.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
 namespace {
 
 T5Config small_config(const std::string& ffn = "gated-gelu", bool tied = false) {
-  T5Config c;
-  c.vocab_size = 50;
-  c.d_model = 16;
-  c.d_kv = 4;
-  c.d_ff = 24;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
-  c.num_heads = 3;  // inner width 12 != d_model, as in flan-t5-small
-  c.dropout_rate = 0.0;
-  c.feed_forward_proj = ffn;
-  c.tie_word_embeddings = tied;
-  c.derive_activation("test");
-  return c;
+  return test::tiny_t5_config(50, /*num_heads=*/3, ffn, tied);
 }
 
 T5Model make_model(const T5Config& c) {

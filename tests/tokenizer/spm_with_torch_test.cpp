@@ -3,6 +3,8 @@
 // design; the test then trains a tokenizer, encodes text and runs the model on the ids in one process.
 #include <gtest/gtest.h>
 
+#include "../support/tiny_model.hpp"
+
 #include "qa/model/t5.hpp"
 #include "qa/tokenizer/tokenizer.hpp"
 
@@ -16,16 +18,7 @@ TEST(SentencePieceWithTorch, TrainEncodeAndRunTheModelInOneProcess) {
   auto tok = Tokenizer::train(text, opts);  // the trainer logs through std::cerr inside the plugin
   auto ids = tok.encode("question: who is number 7? context: nobody.");
   ids.push_back(1);
-  T5Config c;
-  c.vocab_size = tok.vocab_size();
-  c.d_model = 16;
-  c.d_kv = 4;
-  c.d_ff = 16;
-  c.num_layers = 1;
-  c.num_decoder_layers = 1;
-  c.num_heads = 2;
-  c.derive_activation("t");
-  T5Model m(c);
+  T5Model m(test::tiny_t5_config(tok.vocab_size()));
   m->init_weights(0);
   auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
   auto logits = m->forward(input, torch::ones_like(input), torch::zeros({1, 1}, torch::kLong));

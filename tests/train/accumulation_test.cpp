@@ -2,22 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/tiny_model.hpp"
+
 namespace qa {
 namespace {
-
-T5Config tiny() {
-  T5Config c;
-  c.vocab_size = 40;
-  c.d_model = 16;
-  c.d_kv = 4;
-  c.d_ff = 32;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
-  c.num_heads = 2;
-  c.dropout_rate = 0.0;
-  c.derive_activation("t");
-  return c;
-}
 
 std::vector<torch::Tensor> grads_of(T5Model& m) {
   std::vector<torch::Tensor> g;
@@ -40,7 +28,7 @@ TEST(GradientAccumulation, MicroBatchesGiveTheGradientOfTheWholeBatch) {
     e.target.push_back(1);
     d.items.push_back(e);
   }
-  T5Model m(tiny());
+  T5Model m(test::tiny_t5_config(40));
   m->init_weights(11);
   m->train();
   const torch::Device cpu(torch::kCPU);

@@ -14,7 +14,7 @@ namespace qa {
 
 struct ModelSection {
   T5Config t5;            // architecture, HF names
-  std::string init_from;  // reserved for pretrained Hugging Face folders
+  std::string init_from;  // a Hugging Face folder to fine-tune: its architecture, weights and tokenizer
 };
 
 struct TokenizerSection {
@@ -29,6 +29,7 @@ struct DataSection {
   std::string source_template = "question: {question} context: {context}";
   int64_t max_source_length = 512;
   int64_t max_target_length = 64;
+  bool group_by_length = true;   // batches of similar source length (less padding), random batch order
 };
 
 struct TrainSection {

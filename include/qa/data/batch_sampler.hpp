@@ -24,6 +24,10 @@ class SplitMix64 {
 class BatchSampler {
  public:
   BatchSampler(std::size_t num_examples, std::size_t batch_size, uint64_t seed, bool shuffle);
+  // Length grouping (Hugging Face's group_by_length): after the shuffle, examples are sorted by
+  // `lengths` within mega-batches of `group_batches` batches, and the batches of the epoch are then
+  // shuffled, so that a batch holds similar lengths (little padding) while the order stays random.
+  BatchSampler(std::vector<std::size_t> lengths, std::size_t batch_size, uint64_t seed, std::size_t group_batches);
 
   std::size_t batches_per_epoch() const;
   // The micro-batches of `epoch` (the last one may be smaller).
@@ -34,6 +38,8 @@ class BatchSampler {
   std::size_t batch_size_;
   uint64_t seed_;
   bool shuffle_;
+  std::vector<std::size_t> lengths_;  // empty: no length grouping
+  std::size_t group_batches_ = 0;
 };
 
 }  // namespace qa

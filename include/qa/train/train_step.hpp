@@ -15,6 +15,7 @@ struct StepTotals {
   torch::Tensor loss_sum;     // summed token cross-entropy (detached, on the device: read it only when logging)
   int64_t target_tokens = 0;  // real target tokens, the loss normaliser
   int64_t source_tokens = 0;
+  int64_t padded_tokens = 0;  // source + target positions computed, padding included
 };
 
 // Accumulates into the parameters' gradients the gradient of
