@@ -155,7 +155,7 @@ TrainSummary train(const Config& cfg) {
   spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters",
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params);
-  auto optimizer = make_adamw(model, cfg.train);
+  Optimizer optimizer(model, cfg.train);
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1);  // dropout stream, independent of init
 
   const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size);
@@ -260,10 +260,10 @@ TrainSummary train(const Config& cfg) {
       }
     } else {
       bad_steps_in_a_row = 0;
-      set_learning_rate(*optimizer, lr);
-      optimizer->step();
+      optimizer.set_learning_rate(lr);
+      optimizer.step();
     }
-    optimizer->zero_grad();
+    optimizer.zero_grad();
 
     window_loss_sum += loss_sum.item<double>();
     window_tokens += static_cast<double>(step_tokens);

@@ -45,6 +45,7 @@ struct TrainSection {
   double adam_beta2 = 0.999;
   double adam_epsilon = 1e-8;
   std::string lr_schedule = "linear";  // linear | cosine | constant
+  std::string lr_scaling = "none";     // none | param_rms (each tensor's lr x its initial RMS)
   int64_t warmup_steps = 0;
   double min_lr_ratio = 0.0;     // floor of the decay, as a fraction of learning_rate
   double max_grad_norm = 1.0;    // 0 disables clipping
