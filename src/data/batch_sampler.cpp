@@ -6,23 +6,6 @@
 
 namespace qa {
 
-uint64_t SplitMix64::next() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t SplitMix64::below(uint64_t n) {
-  // Rejection sampling removes the modulo bias.
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t v;
-  do {
-    v = next();
-  } while (v >= limit);
-  return v % n;
-}
-
 BatchSampler::BatchSampler(std::size_t num_examples, std::size_t batch_size, uint64_t seed, bool shuffle)
     : num_examples_(num_examples), batch_size_(batch_size), seed_(seed), shuffle_(shuffle) {}
 

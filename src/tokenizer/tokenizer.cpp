@@ -2,11 +2,13 @@
 
 #include <dlfcn.h>
 
+#include <cctype>
 #include <mutex>
 
 #include "qa/tokenizer/spm_plugin_abi.h"
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
+#include "qa/util/random.hpp"
 
 namespace qa {
 namespace {
@@ -98,11 +100,36 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& source) {
 Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const TokenizerTrainOptions& options) {
   const Plugin& p = plugin();
   if (sentences.empty()) throw Error("cannot train a tokenizer on no text");
+  // Pieces never span whitespace, so word order carries no information for the unigram model, but
+  // SentencePiece's seed-piece search does see it: on templated text (the same phrases in every
+  // line) it then misses frequent words, and the result needs ~40% more pieces per sentence. The
+  // words of each sentence are therefore shuffled (deterministically) before training.
+  std::vector<std::string> shuffled;
+  shuffled.reserve(sentences.size());
+  SplitMix64 rng(options.seed);
+  for (const auto& s : sentences) {
+    std::vector<std::string_view> words;
+    std::size_t i = 0;
+    while (i < s.size()) {
+      while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+      std::size_t j = i;
+      while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) ++j;
+      if (j > i) words.emplace_back(s.data() + i, j - i);
+      i = j;
+    }
+    for (std::size_t k = words.size(); k > 1; --k) std::swap(words[k - 1], words[rng.below(k)]);
+    std::string line;
+    for (const auto& w : words) {
+      if (!line.empty()) line += ' ';
+      line += w;
+    }
+    shuffled.push_back(std::move(line));
+  }
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
-  ptrs.reserve(sentences.size());
-  lens.reserve(sentences.size());
-  for (const auto& s : sentences) {
+  ptrs.reserve(shuffled.size());
+  lens.reserve(shuffled.size());
+  for (const auto& s : shuffled) {
     ptrs.push_back(s.data());
     lens.push_back(s.size());
   }

@@ -50,6 +50,15 @@ TEST(Tokenizer, TrainedModelRoundTripsAndUsesT5SpecialIds) {
   EXPECT_EQ(again.encode(text), ids);
 }
 
+TEST(Tokenizer, TemplatedTextStillGetsItsFrequentWordsAsPieces) {
+  // Every line of corpus() repeats "lives in ... and is ... years old.": such words must become
+  // single pieces (SentencePiece's seed search misses them unless word order is shuffled).
+  TokenizerTrainOptions opts;
+  opts.vocab_size = 200;
+  auto tok = Tokenizer::train(corpus(), opts);
+  for (const char* word : {"lives", "years"}) EXPECT_EQ(tok.encode(word).size(), 1u) << word;
+}
+
 TEST(Tokenizer, TrainingIsDeterministic) {
   TokenizerTrainOptions opts;
   opts.vocab_size = 60;

@@ -6,20 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "qa/util/random.hpp"
+
 namespace qa {
-
-// Deterministic 64-bit generator (SplitMix64): the same numbers on every platform and compiler,
-// unlike std::shuffle whose algorithm is implementation-defined.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next();
-  // Uniform in [0, n).
-  uint64_t below(uint64_t n);
-
- private:
-  uint64_t state_;
-};
 
 class BatchSampler {
  public:
