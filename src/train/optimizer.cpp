@@ -1,43 +1,62 @@
 #include "qa/train/optimizer.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace qa {
 
-Optimizer::Optimizer(T5Model& model, const TrainSection& train) {
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.learning_rate)
-                                                            .betas({train.adam_beta1, train.adam_beta2})
-                                                            .eps(train.adam_epsilon)
-                                                            .weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  if (train.lr_scaling == "param_rms") {
+Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train) {
+  torch::NoGradGuard no_grad;
+  auto named = model->named_parameters();
+  int64_t total = 0;
+  for (const auto& p : named) total += p.value().numel();
+  const auto opts = named.begin()->value().options().dtype(torch::kFloat);
+  params_ = torch::empty({total}, opts);
+  grads_ = torch::zeros({total}, opts);
+  exp_avg_ = torch::zeros({total}, opts);
+  exp_avg_sq_ = torch::zeros({total}, opts);
+  lr_scale_ = torch::empty({total}, opts);
+  decay_ = torch::empty({total}, opts);
+  int64_t offset = 0;
+  for (auto& p : named) {
+    torch::Tensor& t = p.value();
+    const int64_t n = t.numel();
     // T5 initialises embeddings with std 1 and projections with std ~d^-0.5: with one absolute step
     // size the embeddings move orders of magnitude slower, relative to their size, than the rest.
-    // Scaling each tensor's step by its RMS at the start (Adafactor's scale_parameter) evens that out.
-    torch::NoGradGuard no_grad;
-    for (const auto& p : model->named_parameters()) {
-      const bool is_norm = p.key().find("layer_norm") != std::string::npos;
-      groups.emplace_back(std::vector<torch::Tensor>{p.value()}, options(is_norm ? 0.0 : train.weight_decay));
-      multipliers_.push_back(std::max(1e-3, p.value().pow(2).mean().sqrt().item<double>()));
-    }
-  } else {
-    std::vector<torch::Tensor> decay, no_decay;
-    for (const auto& p : model->named_parameters()) {
-      const bool is_norm = p.key().find("layer_norm") != std::string::npos;
-      (is_norm ? no_decay : decay).push_back(p.value());
-    }
-    groups.emplace_back(decay, options(train.weight_decay));
-    groups.emplace_back(no_decay, options(0.0));
-    multipliers_ = {1.0, 1.0};
+    // param_rms scales each tensor's step by its RMS at the start (Adafactor's scale_parameter).
+    const double mult =
+        train.lr_scaling == "param_rms" ? std::max(1e-3, t.detach().pow(2).mean().sqrt().item<double>()) : 1.0;
+    const bool is_norm = p.key().find("layer_norm") != std::string::npos;
+    multipliers_.push_back(mult);
+    lr_scale_.narrow(0, offset, n).fill_(mult);
+    decay_.narrow(0, offset, n).fill_(is_norm ? 0.0 : mult * train.weight_decay);
+    auto view = params_.narrow(0, offset, n).view_as(t);
+    view.copy_(t);
+    t.set_data(view);  // the module's parameter now lives in the flat buffer
+    // Autograd accumulates into an existing .grad in place, so gradients land in the flat buffer too.
+    t.mutable_grad() = grads_.narrow(0, offset, n).view_as(t);
+    offset += n;
   }
-  adamw_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(train.learning_rate));
 }
 
-void Optimizer::set_learning_rate(double lr) {
-  auto& groups = adamw_->param_groups();
-  for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * multipliers_[i]);
+double Optimizer::clip_grad_norm(double max_norm) {
+  torch::NoGradGuard no_grad;
+  const double norm = grads_.norm().item<double>();
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) grads_.mul_(max_norm / (norm + 1e-6));
+  return norm;
+}
+
+void Optimizer::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++step_;
+  const double b1 = options_.adam_beta1, b2 = options_.adam_beta2;
+  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step_));
+  const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step_));
+  params_.addcmul_(params_, decay_, -lr);  // decoupled weight decay: p *= 1 - lr * wd
+  exp_avg_.mul_(b1).add_(grads_, 1.0 - b1);
+  exp_avg_sq_.mul_(b2).addcmul_(grads_, grads_, 1.0 - b2);
+  auto denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(options_.adam_epsilon);
+  params_.addcdiv_(exp_avg_ * lr_scale_, denom, -lr / bias1);
 }
 
 }  // namespace qa

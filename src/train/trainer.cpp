@@ -186,7 +186,6 @@ TrainSummary train(const Config& cfg) {
   double best_metric = NAN;
   bool saved = false;
   ProgressBar progress(true);
-  std::vector<torch::Tensor> params = model->parameters();
 
   int64_t epoch = 0;
   std::size_t position = 0;  // next micro-batch of the epoch
@@ -243,8 +242,7 @@ TrainSummary train(const Config& cfg) {
     const int64_t step_tokens = totals.target_tokens;
     const int64_t all_tokens = totals.source_tokens + totals.target_tokens;
     const torch::Tensor& loss_sum = totals.loss_sum;
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(
-        params, cfg.train.max_grad_norm > 0 ? cfg.train.max_grad_norm : std::numeric_limits<double>::infinity());
+    const double grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
     const double step_loss = loss_sum.item<double>() / static_cast<double>(step_tokens);
     const double lr = schedule.at(step);
     if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
@@ -260,8 +258,7 @@ TrainSummary train(const Config& cfg) {
       }
     } else {
       bad_steps_in_a_row = 0;
-      optimizer.set_learning_rate(lr);
-      optimizer.step();
+      optimizer.step(lr);
     }
     optimizer.zero_grad();
 

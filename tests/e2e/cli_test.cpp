@@ -50,11 +50,16 @@ std::string last_line(const std::string& s) {
   return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
 }
 
+// Copies the first n lines; a missing or short source (e.g. demo data not committed) fails loudly here
+// instead of surfacing later as an "empty file" error from qa-train.
 void head_lines(const fs::path& from, const fs::path& to, int n) {
   std::ifstream in(from);
+  ASSERT_TRUE(in) << "cannot read " << from;
   std::ofstream out(to);
   std::string line;
-  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
+  int copied = 0;
+  for (; copied < n && std::getline(in, line); ++copied) out << line << "\n";
+  ASSERT_EQ(copied, n) << from << " has fewer than " << n << " lines";
 }
 
 // Writes the fixture's three reference examples as JSONL; returns their reference loss over the file
