@@ -99,6 +99,8 @@ std::vector<KeySpec> build_schema() {
               "Upper bound on pieces when training a tokenizer"),
       float_key("tokenizer.character_coverage", QA_REF(tokenizer.character_coverage), 0, 1, true, false,
                 "Share of characters the trained tokenizer covers"),
+      int_key("tokenizer.max_training_examples", QA_REF(tokenizer.max_training_examples), 0,
+              "Training examples (a seeded sample) the tokenizer is trained on; 0 = all"),
       // ---- data -------------------------------------------------------------------------------------
       path_key("data.train", QA_REF(data.train), "Training JSONL file"),
       path_key("data.validation", QA_REF(data.validation), "Validation JSONL file (empty: no evaluation)"),

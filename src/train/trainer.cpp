@@ -1,5 +1,6 @@
 #include "qa/train/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -21,6 +22,7 @@
 #include "qa/train/train_step.hpp"
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
+#include "qa/util/random.hpp"
 #include "qa/util/strings.hpp"
 
 namespace qa {
@@ -55,11 +57,21 @@ Inputs read_inputs(const Config& cfg, int threads) {
   auto tokenizer = [&] {
     if (!cfg.tokenizer.model.empty()) return Tokenizer::load(cfg.tokenizer.model);
     const auto t0 = Clock::now();
+    // A seeded sample: SentencePiece's time grows with the text, its vocabulary hardly after ~50k.
+    std::vector<std::size_t> order(train.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    const auto cap = static_cast<std::size_t>(cfg.tokenizer.max_training_examples);
+    if (cap > 0 && cap < order.size()) {
+      SplitMix64 rng(static_cast<uint64_t>(cfg.train.seed));
+      for (std::size_t k = 0; k < cap; ++k) std::swap(order[k], order[k + rng.below(order.size() - k)]);
+      order.resize(cap);
+      std::sort(order.begin(), order.end());
+    }
     std::vector<std::string> text;
-    text.reserve(train.size() * 2);
-    for (const auto& ex : train) {
-      text.push_back(render_source(cfg.data.source_template, ex.question, ex.context));
-      text.push_back(ex.answers.front());
+    text.reserve(order.size() * 2);
+    for (std::size_t i : order) {
+      text.push_back(render_source(cfg.data.source_template, train[i].question, train[i].context));
+      text.push_back(train[i].answers.front());
     }
     TokenizerTrainOptions opts;
     opts.vocab_size = cfg.tokenizer.vocab_size;

@@ -21,6 +21,7 @@ struct TokenizerSection {
   std::string model;              // existing SentencePiece model; empty: train one on data.train
   int64_t vocab_size = 4000;      // upper bound when training (hard_vocab_limit=false)
   double character_coverage = 1.0;
+  int64_t max_training_examples = 50000;  // sample for training; 0 = all (training time grows with it)
 };
 
 struct DataSection {
