@@ -10,8 +10,11 @@ one person, so it can only be answered by finding that person's sentence: the
 attribute type alone leaves a one-in-three guess. The answer is an exact span of
 the paragraph (one to a few words).
 
-Names are made of two syllables. Validation uses names that never occur in
-training, so the model has to match names by reading rather than memorise them.
+Full names are "First Family", each part a two-syllable invented word from a
+pool (--first-names, --family-names). Validation's full names never occur in
+training; half the paragraphs have two people who share a first or a family
+name, so the whole name has to be read. Training names recur in many
+paragraphs with random attributes, so memorising names does not pay off.
 
 Output (SQuAD / Hugging Face datasets format, one JSON object per line):
     data/train.jsonl       (default 50000 examples)
@@ -21,7 +24,7 @@ Output (SQuAD / Hugging Face datasets format, one JSON object per line):
 
 Regenerate (deterministic for a given --seed and shape):
     python3 scripts/make_demo_data.py
-Harder variants: --people 3,4 --attributes 4,5 --last-names --intros
+Harder variants: --people 3,4 --attributes 4,5 --intros
 """
 
 import argparse
@@ -229,6 +232,9 @@ def main():
         ap.error("--train must be at least 4000")
     if min(args.people) < 3 or min(args.attributes) < 2:
         ap.error("a paragraph needs >= 3 people with >= 2 attributes each")
+
+    if args.first_names * args.family_names < 2 * 300:
+        ap.error("--first-names x --family-names must be at least 600 full names")
 
     rng = random.Random(args.seed)
     banned = set()
