@@ -24,9 +24,7 @@ std::vector<std::vector<std::size_t>> BatchSampler::epoch_batches(int64_t epoch)
   std::vector<std::size_t> order(num_examples_);
   std::iota(order.begin(), order.end(), std::size_t{0});
   SplitMix64 rng(seed_ * 0x100000001B3ull + static_cast<uint64_t>(epoch) + 1);
-  if (shuffle_) {
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-  }
+  if (shuffle_) shuffle(order, rng);
   if (!lengths_.empty()) {
     const std::size_t mega = batch_size_ * std::max<std::size_t>(1, group_batches_);
     for (std::size_t i = 0; i < order.size(); i += mega) {
@@ -40,9 +38,7 @@ std::vector<std::vector<std::size_t>> BatchSampler::epoch_batches(int64_t epoch)
   for (std::size_t i = 0; i < order.size(); i += batch_size_) {
     batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + batch_size_));
   }
-  if (!lengths_.empty()) {
-    for (std::size_t i = batches.size(); i > 1; --i) std::swap(batches[i - 1], batches[rng.below(i)]);
-  }
+  if (!lengths_.empty()) shuffle(batches, rng);
   return batches;
 }
 

@@ -117,7 +117,7 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& sentences, const Toke
       if (j > i) words.emplace_back(s.data() + i, j - i);
       i = j;
     }
-    for (std::size_t k = words.size(); k > 1; --k) std::swap(words[k - 1], words[rng.below(k)]);
+    shuffle(words, rng);
     std::string line;
     for (const auto& w : words) {
       if (!line.empty()) line += ' ';

@@ -1,6 +1,5 @@
 #include "qa/train/trainer.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -58,15 +57,9 @@ Inputs read_inputs(const Config& cfg, int threads) {
     if (!cfg.tokenizer.model.empty()) return Tokenizer::load(cfg.tokenizer.model);
     const auto t0 = Clock::now();
     // A seeded sample: SentencePiece's time grows with the text, its vocabulary hardly after ~50k.
-    std::vector<std::size_t> order(train.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    SplitMix64 rng(static_cast<uint64_t>(cfg.train.seed));
     const auto cap = static_cast<std::size_t>(cfg.tokenizer.max_training_examples);
-    if (cap > 0 && cap < order.size()) {
-      SplitMix64 rng(static_cast<uint64_t>(cfg.train.seed));
-      for (std::size_t k = 0; k < cap; ++k) std::swap(order[k], order[k + rng.below(order.size() - k)]);
-      order.resize(cap);
-      std::sort(order.begin(), order.end());
-    }
+    const auto order = sample_indices(train.size(), cap > 0 ? cap : train.size(), rng);
     std::vector<std::string> text;
     text.reserve(order.size() * 2);
     for (std::size_t i : order) {

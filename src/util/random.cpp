@@ -1,5 +1,8 @@
 #include "qa/util/random.hpp"
 
+#include <algorithm>
+#include <numeric>
+
 namespace qa {
 
 uint64_t SplitMix64::next() {
@@ -16,6 +19,16 @@ uint64_t SplitMix64::below(uint64_t n) {
     v = next();
   } while (v >= limit);
   return v % n;
+}
+
+std::vector<std::size_t> sample_indices(std::size_t n, std::size_t k, SplitMix64& rng) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (k >= n) return order;
+  for (std::size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng.below(n - i)]);  // partial Fisher-Yates
+  order.resize(k);
+  std::sort(order.begin(), order.end());
+  return order;
 }
 
 }  // namespace qa

@@ -30,7 +30,6 @@ class Optimizer {
 
   // Per parameter, in named_parameters() order: the learning-rate multiplier.
   const std::vector<double>& multipliers() const { return multipliers_; }
-  int64_t steps_taken() const { return step_; }
 
  private:
   TrainSection options_;
