@@ -50,6 +50,9 @@ void add_model_options(CLI::App& app, qa::ModelRunOptions& o) {
   app.add_option("--max-new-tokens", o.max_new_tokens, "Longest generated answer (tokens, EOS included)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--num-beams", o.num_beams, "Beam search width (1 = greedy)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{64}));
   app.add_option("--max-source-length", o.max_source_length, "Source tokens kept (EOS included)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));

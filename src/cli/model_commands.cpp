@@ -44,6 +44,7 @@ EvalOptions eval_options(const ModelRunOptions& o, bool loss) {
   EvalOptions e;
   e.batch_size = o.batch_size;
   e.max_new_tokens = o.max_new_tokens;
+  e.num_beams = o.num_beams;
   e.bf16 = o.precision == "bf16";
   e.compute_loss = loss;
   return e;

@@ -143,6 +143,7 @@ std::vector<KeySpec> build_schema() {
       int_key("eval.every_steps", QA_REF(eval.every_steps), 0, "Steps between evaluations (0 = only at the end)"),
       int_key("eval.batch_size", QA_REF(eval.batch_size), 1, "Examples per evaluation batch"),
       int_key("eval.max_new_tokens", QA_REF(eval.max_new_tokens), 1, "Longest generated answer, EOS included"),
+      int_key("eval.num_beams", QA_REF(eval.num_beams), 1, "Beams for answer generation (1 = greedy)"),
       enum_key("eval.metric", QA_REF(eval.metric), {"exact_match", "f1", "loss"},
                "Metric that picks the best model (higher is better, loss: lower)"),
       int_key("eval.max_examples", QA_REF(eval.max_examples), 0,

@@ -44,7 +44,10 @@ EvalResult evaluate(T5Model& model, const EncodedDataset& data, const std::vecto
       r.target_tokens += b.target_tokens;
     }
     if (options.generate) {
-      auto ids = greedy_generate(model, b.input_ids, b.attention_mask, {options.max_new_tokens, true});
+      GenerateOptions g;
+      g.max_new_tokens = options.max_new_tokens;
+      g.num_beams = options.num_beams;
+      auto ids = generate(model, b.input_ids, b.attention_mask, g).ids;
       for (std::size_t k = 0; k < idx.size(); ++k) r.predictions[idx[k]] = tokenizer.decode(ids[k]);
     }
   }

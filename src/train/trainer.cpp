@@ -184,6 +184,7 @@ TrainSummary train(const Config& cfg) {
   EvalOptions eval_opts;
   eval_opts.batch_size = cfg.eval.batch_size;
   eval_opts.max_new_tokens = cfg.eval.max_new_tokens;
+  eval_opts.num_beams = cfg.eval.num_beams;
   eval_opts.bf16 = bf16;
 
   TrainSummary summary;

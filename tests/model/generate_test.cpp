@@ -7,7 +7,7 @@
 
 namespace qa {
 
-// Cached and uncached decoding, and a batch of 8 versus one row at a time, give identical ids.
+// Cached and uncached decoding, and a batch of 8 versus one row at a time, give identical ids (greedy and beam).
 TEST(Generate, CacheAndBatchingDoNotChangeTheAnswer) {
   auto loaded = load_model_dir(test::fixture_model_dir());
   loaded.model->eval();
@@ -36,26 +36,39 @@ TEST(Generate, CacheAndBatchingDoNotChangeTheAnswer) {
       mask[i][static_cast<int64_t>(j)] = 1;
     }
   }
-  auto cached = greedy_generate(loaded.model, input, mask, {12, true});
-  auto uncached = greedy_generate(loaded.model, input, mask, {12, false});
-  EXPECT_EQ(cached, uncached);
-  bool some_finished_early = false;
-  for (int64_t i = 0; i < 8; ++i) {
-    auto n = static_cast<int64_t>(rows[i].size());
-    auto single = greedy_generate(loaded.model, input.slice(0, i, i + 1).slice(1, 0, n),
-                                  mask.slice(0, i, i + 1).slice(1, 0, n), {12, true});
-    EXPECT_EQ(single[0], cached[i]) << "row " << i;
-    some_finished_early = some_finished_early || cached[i].size() < 12;
+  for (int64_t beams : {int64_t{1}, int64_t{3}}) {
+    SCOPED_TRACE("num_beams " + std::to_string(beams));
+    GenerateOptions cached_opts;
+    cached_opts.max_new_tokens = 12;
+    cached_opts.num_beams = beams;
+    GenerateOptions uncached_opts = cached_opts;
+    uncached_opts.use_cache = false;
+    auto cached = generate(loaded.model, input, mask, cached_opts);
+    auto uncached = generate(loaded.model, input, mask, uncached_opts);
+    EXPECT_EQ(cached.ids, uncached.ids);
+    bool some_finished_early = false;
+    for (int64_t i = 0; i < 8; ++i) {
+      auto n = static_cast<int64_t>(rows[i].size());
+      auto single = generate(loaded.model, input.slice(0, i, i + 1).slice(1, 0, n),
+                             mask.slice(0, i, i + 1).slice(1, 0, n), cached_opts);
+      EXPECT_EQ(single.ids[0], cached.ids[i]) << "row " << i;
+      EXPECT_NEAR(single.scores[0], cached.scores[i], 1e-5) << "row " << i;
+      some_finished_early = some_finished_early || cached.ids[i].size() < 12;
+    }
+    EXPECT_TRUE(some_finished_early);  // rows leave the batch at different steps: that path is exercised
   }
-  EXPECT_TRUE(some_finished_early);  // rows leave the batch at different steps: that path is exercised
 }
 
 TEST(Generate, MaxNewTokensBoundsTheLength) {
   auto loaded = load_model_dir(test::fixture_model_dir());
   loaded.model->eval();
   auto ids = torch::tensor({{58, 10, 65, 1}}, torch::kLong);
-  auto out = greedy_generate(loaded.model, ids, torch::ones_like(ids), {3, true});
-  EXPECT_LE(out[0].size(), 3u);
+  for (int64_t beams : {int64_t{1}, int64_t{4}}) {
+    GenerateOptions o;
+    o.max_new_tokens = 3;
+    o.num_beams = beams;
+    EXPECT_LE(generate(loaded.model, ids, torch::ones_like(ids), o).ids[0].size(), 3u);
+  }
 }
 
 }  // namespace qa

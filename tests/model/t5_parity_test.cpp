@@ -1,5 +1,5 @@
 // Parity with Hugging Face transformers: the fixture model's encoder states, logits, loss and greedy
-// ids must match what T5ForConditionalGeneration computed for the same inputs.
+// ids, beam-search ids and scores must match what T5ForConditionalGeneration computed for the same inputs.
 #include <gtest/gtest.h>
 
 #include "../support/reference.hpp"
@@ -45,21 +45,38 @@ struct Parity : ::testing::Test {
     const double loss_ref = ref["loss"].get<double>();
     EXPECT_LT(std::abs(loss - loss_ref) / loss_ref, 1e-5) << loss << " vs " << loss_ref;
 
-    const int64_t max_new = test::reference()["generation"]["max_new_tokens"].get<int64_t>();
+    const auto& gen = test::reference()["generation"];
     for (bool cache : {true, false}) {
-      auto ids = greedy_generate(m, input_ids, mask, {max_new, cache});
-      const auto& greedy_ref = ref["greedy_ids"];
-      ASSERT_EQ(ids.size(), greedy_ref.size());
-      for (std::size_t r = 0; r < ids.size(); ++r) {
-        // Reference rows: start token, the tokens, EOS if reached, then padding.
-        std::vector<int32_t> expected;
-        for (std::size_t k = 1; k < greedy_ref[r].size(); ++k) {
-          const int32_t t = greedy_ref[r][k].get<int32_t>();
-          if (t == 1) break;
-          expected.push_back(t);
-        }
-        EXPECT_EQ(ids[r], expected) << "row " << r << (cache ? " (cached)" : " (uncached)");
+      GenerateOptions greedy;
+      greedy.max_new_tokens = gen["max_new_tokens"].get<int64_t>();
+      greedy.use_cache = cache;
+      GenerateOptions beam = greedy;
+      beam.num_beams = gen["beam"]["num_beams"].get<int64_t>();
+      beam.length_penalty = gen["beam"]["length_penalty"].get<double>();
+      beam.early_stopping = gen["beam"]["early_stopping"].get<bool>();
+      const char* how = cache ? " (cached)" : " (uncached)";
+      expect_ids(generate(m, input_ids, mask, greedy).ids, ref["greedy_ids"], std::string("greedy") + how);
+      auto beams = generate(m, input_ids, mask, beam);
+      expect_ids(beams.ids, ref["beam3_ids"], std::string("beam") + how);
+      ASSERT_EQ(beams.scores.size(), ref["beam3_scores"].size());
+      for (std::size_t r = 0; r < beams.scores.size(); ++r) {
+        const double expected = ref["beam3_scores"][r].get<double>();
+        EXPECT_NEAR(beams.scores[r], expected, 1e-5 * std::abs(expected)) << "beam score, row " << r << how;
       }
+    }
+  }
+
+  // Reference rows: start token, the tokens, EOS if reached, then padding.
+  static void expect_ids(const std::vector<std::vector<int32_t>>& ids, const nlohmann::json& ref, const std::string& what) {
+    ASSERT_EQ(ids.size(), ref.size()) << what;
+    for (std::size_t r = 0; r < ids.size(); ++r) {
+      std::vector<int32_t> expected;
+      for (std::size_t k = 1; k < ref[r].size(); ++k) {
+        const int32_t t = ref[r][k].get<int32_t>();
+        if (t == 1) break;
+        expected.push_back(t);
+      }
+      EXPECT_EQ(ids[r], expected) << what << ", row " << r;
     }
   }
 };

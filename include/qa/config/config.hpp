@@ -59,6 +59,7 @@ struct EvalSection {
   int64_t every_steps = 0;     // 0: only at the end
   int64_t batch_size = 64;
   int64_t max_new_tokens = 32;
+  int64_t num_beams = 1;       // 1: greedy decoding
   std::string metric = "exact_match";  // exact_match | f1 | loss: picks the best model
   int64_t max_examples = 0;    // 0: the whole validation file
 };

@@ -1,4 +1,4 @@
-// Evaluation of a model on a dataset: teacher-forced token loss, greedy answers, EM and F1.
+// Evaluation of a model on a dataset: teacher-forced token loss, generated answers (greedy or beam), EM and F1.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,6 +18,7 @@ namespace qa {
 struct EvalOptions {
   int64_t batch_size = 64;
   int64_t max_new_tokens = 32;
+  int64_t num_beams = 1;      // 1: greedy
   bool bf16 = false;          // autocast matrix products to bfloat16
   bool compute_loss = true;
   bool generate = true;
