@@ -1,6 +1,7 @@
 #include "qa/io/hf_model_dir.hpp"
 
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -33,22 +34,39 @@ std::vector<std::pair<std::string, torch::Tensor>> hf_state_dict(T5Model& model)
   return out;
 }
 
-void load_hf_state_dict(T5Model& model, const std::map<std::string, torch::Tensor>& tensors, const std::string& source) {
+void load_hf_weights(T5Model& model, const CheckpointFiles& files) {
   torch::NoGradGuard no_grad;
   const T5Config& c = model->config();
   auto params = model->named_parameters();
-  for (const auto& [name, t] : tensors) {
-    if (params.contains(name) || is_tied_alias(name, c)) continue;
-    throw_bad_file(source, "unexpected tensor '" + name + "' (not part of this T5 architecture)");
+  std::map<std::string, std::string> loaded_from;  // parameter -> file
+  for (const auto& file : files.files) {
+    visit_safetensors(file, [&](const std::string& name, const torch::Tensor& t) {
+      if (!files.index.empty()) {
+        auto it = files.weight_map.find(name);
+        if (it == files.weight_map.end()) throw_bad_file(file, "tensor '" + name + "' is not listed in " + files.index);
+        if (it->second != file) throw_bad_file(file, "tensor '" + name + "': the index places it in " + it->second);
+      }
+      if (is_tied_alias(name, c) && !params.contains(name)) return;
+      if (!params.contains(name)) throw_bad_file(file, "unexpected tensor '" + name + "' (not part of this T5 architecture)");
+      if (!loaded_from.emplace(name, file).second) {
+        throw_bad_file(file, "tensor '" + name + "' is also in " + loaded_from.at(name));
+      }
+      auto& p = params[name];
+      if (t.sizes() != p.sizes()) {
+        throw_bad_file(file, "tensor '" + name + "' has shape " + shape_text(t.sizes()) + ", the config needs " +
+                                 shape_text(p.sizes()));
+      }
+      p.copy_(t);
+    });
   }
-  for (auto& p : params) {
-    auto it = tensors.find(p.key());
-    if (it == tensors.end()) throw_bad_file(source, "missing tensor '" + p.key() + "'");
-    if (it->second.sizes() != p.value().sizes()) {
-      throw_bad_file(source, "tensor '" + p.key() + "' has shape " + shape_text(it->second.sizes()) +
-                                 ", the config needs " + shape_text(p.value().sizes()));
+  const std::string where = files.index.empty() ? files.files.front() : files.index;
+  for (const auto& p : params) {
+    if (!loaded_from.count(p.key())) throw_bad_file(where, "missing tensor '" + p.key() + "'");
+  }
+  for (const auto& [name, shard] : files.weight_map) {
+    if (!loaded_from.count(name) && !is_tied_alias(name, c)) {
+      throw_bad_file(files.index, "tensor '" + name + "' is listed but not in " + shard);
     }
-    p.value().copy_(it->second);
   }
 }
 
@@ -56,15 +74,9 @@ LoadedModel load_model_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   if (!dir_exists(dir)) throw_bad_file(dir, "model folder not found");
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
   const std::string spm_path = (fs::path(dir) / "spiece.model").string();
   if (!file_exists(config_path)) throw_bad_file(dir, "not a model folder: config.json is missing");
-  if (!file_exists(weights_path)) {
-    if (file_exists((fs::path(dir) / "pytorch_model.bin").string())) {
-      throw_bad_file(dir, "has only pytorch_model.bin: qa-train reads only model.safetensors (pickle files can run code)");
-    }
-    throw_bad_file(dir, "model.safetensors is missing");
-  }
+  const CheckpointFiles weights = locate_checkpoint_files(dir);
   if (!file_exists(spm_path)) throw_bad_file(dir, "spiece.model is missing");
 
   LoadedModel out{T5Config::from_hf_file(config_path), nullptr, Tokenizer::load(spm_path)};
@@ -73,7 +85,7 @@ LoadedModel load_model_dir(const std::string& dir) {
                                  " pieces but the model's vocab_size is " + std::to_string(out.config.vocab_size));
   }
   out.model = T5Model(out.config);
-  load_hf_state_dict(out.model, load_safetensors(weights_path), weights_path);
+  load_hf_weights(out.model, weights);
   return out;
 }
 

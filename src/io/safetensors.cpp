@@ -70,19 +70,25 @@ class MappedFile {
 
 }  // namespace
 
-std::map<std::string, torch::Tensor> load_safetensors(const std::string& path, torch::ScalarType dtype) {
+void visit_safetensors(const std::string& path,
+                       const std::function<void(const std::string& name, const torch::Tensor& tensor)>& fn) {
   MappedFile file(path);
   static const uint8_t kEmpty[8] = {};
   const uint8_t* base = file.size() ? file.data() : kEmpty;
   SafetensorsHeader header = parse_safetensors_header(base, file.size(), file.size(), path);
-  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : header.tensors) to_torch_dtype(e.dtype, path, e.name);  // every dtype checked before any use
   for (const auto& e : header.tensors) {
-    const auto st = to_torch_dtype(e.dtype, path, e.name);
-    // The mapped bytes are only borrowed: clone (or convert) copies them into the tensor's own storage.
     void* ptr = const_cast<uint8_t*>(base + header.data_start + e.begin);
-    auto view = torch::from_blob(ptr, e.shape, torch::TensorOptions().dtype(st));
-    out.emplace(e.name, st == dtype ? view.clone() : view.to(dtype));
+    fn(e.name, torch::from_blob(ptr, e.shape, torch::TensorOptions().dtype(to_torch_dtype(e.dtype, path, e.name))));
   }
+}
+
+std::map<std::string, torch::Tensor> load_safetensors(const std::string& path, torch::ScalarType dtype) {
+  std::map<std::string, torch::Tensor> out;
+  // The mapped bytes are only borrowed: clone (or convert) copies them into the tensor's own storage.
+  visit_safetensors(path, [&](const std::string& name, const torch::Tensor& view) {
+    out.emplace(name, view.scalar_type() == dtype ? view.clone() : view.to(dtype));
+  });
   return out;
 }
 

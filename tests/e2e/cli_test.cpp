@@ -170,6 +170,24 @@ TEST_F(Cli, EvalReportsTheReferenceLossOfTheFixtureModel) {
   EXPECT_EQ(result["examples"], 3);
 }
 
+TEST_F(Cli, PredictGivesTheReferenceGreedyAndBeamAnswers) {
+  write_reference_examples(work / "pred.jsonl");
+  json ref = json::parse(std::ifstream(fs::path(QA_FIXTURES) / "hf-flan-tiny/reference.json"));
+  const std::string model = (fs::path(QA_FIXTURES) / "hf-flan-tiny").string();
+  RunResult greedy = qa_train("predict --model '" + model + "' --data pred.jsonl --max-new-tokens 8 --out greedy.jsonl", work);
+  ASSERT_EQ(greedy.code, 0) << greedy.err;
+  auto lines = read_jsonl(work / "greedy.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(lines[i]["prediction"], ref["examples"][i]["greedy_text"][0]) << i;
+  // Python sentencepiece's decoding of reference.json's beam3_ids (num_beams 3, 8 new tokens).
+  const std::vector<std::string> beam_text = {"rinterinterinterinte", "rth inM cityndM city picture", "Br brownhd The t0"};
+  RunResult beam = qa_train("predict --model '" + model + "' --data pred.jsonl --max-new-tokens 8 --num-beams 3 --out beam.jsonl", work);
+  ASSERT_EQ(beam.code, 0) << beam.err;
+  lines = read_jsonl(work / "beam.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(lines[i]["prediction"], beam_text[i]) << i;
+}
+
 TEST_F(Cli, FineTuningAPretrainedFolderStartsFromItsWeights) {
   // The first step's loss is computed before any update: on the reference examples it must be the
   // reference loss (token-weighted mean), which proves weights, tokenizer and data path line up.

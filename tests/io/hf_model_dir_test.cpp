@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -87,6 +88,85 @@ TEST(HfModelDir, ImportErrorsNameTheTensor) {
   auto d4 = fixture_with("alias", aliased);
   EXPECT_NO_THROW(load_model_dir(d4.string()));
   for (const auto& d : {d1, d2, d3, d4}) fs::remove_all(d);
+}
+
+// The fixture's tensors split over `shards` files with an index, as transformers' save_pretrained
+// writes a sharded checkpoint; `dtype` converts them (BF16 / F16 checkpoints).
+fs::path sharded_fixture(const std::string& name, int shards, torch::ScalarType dtype) {
+  auto good = load_safetensors(test::fixture_model_dir() + "/model.safetensors");
+  auto d = fresh_dir(name);
+  fs::create_directories(d);
+  for (const char* f : {"config.json", "spiece.model"}) fs::copy_file(test::fixture_model_dir() + "/" + f, d / f);
+  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> parts(static_cast<std::size_t>(shards));
+  nlohmann::json map = nlohmann::json::object();
+  int i = 0;
+  for (const auto& [tensor, t] : good) {
+    const int k = i++ % shards;
+    char file[64];
+    std::snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", k + 1, shards);
+    parts[static_cast<std::size_t>(k)].emplace_back(tensor, t.to(dtype));
+    map[tensor] = file;
+  }
+  for (int k = 0; k < shards; ++k) {
+    char file[64];
+    std::snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", k + 1, shards);
+    save_safetensors((d / file).string(), parts[static_cast<std::size_t>(k)]);
+  }
+  std::ofstream(d / "model.safetensors.index.json") << nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", map}}.dump();
+  return d;
+}
+
+TEST(HfModelDir, ShardedAndHalfPrecisionCheckpointsLoad) {
+  auto reference = load_model_dir(test::fixture_model_dir());
+  for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    auto d = sharded_fixture("sharded", 3, dtype);
+    auto loaded = load_model_dir(d.string());
+    auto want = reference.model->named_parameters();
+    for (const auto& p : loaded.model->named_parameters()) {
+      EXPECT_EQ(p.value().scalar_type(), torch::kFloat) << p.key();
+      // Converted exactly once: the stored (rounded) values, widened to fp32.
+      EXPECT_TRUE(torch::equal(p.value(), want[p.key()].to(dtype).to(torch::kFloat))) << p.key();
+    }
+    fs::remove_all(d);
+  }
+}
+
+TEST(HfModelDir, ShardedCheckpointErrorsNameTheFileAndTensor) {
+  auto d = sharded_fixture("sharded-bad", 2, torch::kFloat);
+  const auto index_path = d / "model.safetensors.index.json";
+  auto index = nlohmann::json::parse(std::ifstream(index_path));
+  auto original = index;
+  // A tensor the index places in the other shard.
+  auto& map = index["weight_map"];
+  const std::string moved = "shared.weight";
+  map[moved] = map[moved] == "model-00001-of-00002.safetensors" ? "model-00002-of-00002.safetensors"
+                                                                  : "model-00001-of-00002.safetensors";
+  std::ofstream(index_path) << index.dump();
+  auto e1 = load_error(d);
+  EXPECT_NE(e1.find("tensor 'shared.weight': the index places it in"), std::string::npos) << e1;
+  // A tensor of a shard that the index does not list.
+  index = original;
+  index["weight_map"].erase(moved);
+  std::ofstream(index_path) << index.dump();
+  auto e2 = load_error(d);
+  EXPECT_NE(e2.find("tensor 'shared.weight' is not listed in"), std::string::npos) << e2;
+  // A listed tensor that its shard does not hold.
+  index = original;
+  index["weight_map"]["encoder.block.0.layer.0.SelfAttention.extra"] = "model-00001-of-00002.safetensors";
+  std::ofstream(index_path) << index.dump();
+  auto e3 = load_error(d);
+  EXPECT_NE(e3.find("'encoder.block.0.layer.0.SelfAttention.extra' is listed but not in"), std::string::npos) << e3;
+  fs::remove_all(d);
+}
+
+TEST(HfModelDir, UnsupportedDtypeNamesTheTensor) {
+  auto good = load_safetensors(test::fixture_model_dir() + "/model.safetensors");
+  good["shared.weight"] = good["shared.weight"].to(torch::kInt);
+  auto d = fixture_with("dtype", good);
+  auto e = load_error(d);
+  EXPECT_NE(e.find("tensor 'shared.weight': unsupported dtype I32"), std::string::npos) << e;
+  fs::remove_all(d);
 }
 
 TEST(HfModelDir, MissingOrForeignFilesAreClearErrors) {

@@ -3,12 +3,19 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace qa {
+
+// Calls `fn(name, tensor)` for every tensor of a safetensors file, in file order. `tensor` has the
+// file's dtype and borrows the memory-mapped bytes: it is valid only during the call (copy_ it into
+// its destination). The header is validated first; errors are one-line qa::Error naming the file.
+void visit_safetensors(const std::string& path,
+                       const std::function<void(const std::string& name, const torch::Tensor& tensor)>& fn);
 
 // Reads every tensor of a safetensors file (memory-mapped; each tensor copied once, converted to
 // `dtype`). Corrupt or truncated files are a one-line qa::Error naming the file.
