@@ -68,6 +68,36 @@ TEST(HfModelDir, SaveThenLoadIsBitwiseEqualAndHasTheHuggingFaceFiles) {
   fs::remove_all(dir);
 }
 
+// What qa-train exports matches what transformers wrote for the same model: the same tensor names,
+// dtypes, shapes and bytes, and every config field transformers stored (its version aside).
+TEST(HfModelDir, ExportMatchesWhatTransformersWrites) {
+  const std::string fixture = test::fixture_model_dir();
+  auto a = load_model_dir(fixture);
+  auto dir = fresh_dir("export");
+  save_model_dir(dir.string(), a.model, a.tokenizer);
+  std::map<std::string, torch::Tensor> theirs, ours;
+  visit_safetensors(fixture + "/model.safetensors",
+                    [&](const std::string& n, const torch::Tensor& t) { theirs.emplace(n, t.clone()); });
+  visit_safetensors((dir / "model.safetensors").string(),
+                    [&](const std::string& n, const torch::Tensor& t) { ours.emplace(n, t.clone()); });
+  ASSERT_EQ(ours.size(), theirs.size());
+  for (const auto& [name, t] : theirs) {
+    ASSERT_TRUE(ours.count(name)) << name;
+    EXPECT_EQ(ours[name].scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(torch::equal(ours[name], t)) << name;  // bitwise: import then export changes nothing
+  }
+  for (const char* file : {"config.json", "generation_config.json"}) {
+    auto want = nlohmann::json::parse(std::ifstream(fixture + "/" + file));
+    auto got = nlohmann::json::parse(std::ifstream(dir / file));
+    for (const auto& [key, value] : want.items()) {
+      if (key == "transformers_version" || key == "_from_model_config") continue;
+      ASSERT_TRUE(got.contains(key)) << file << ": " << key;
+      EXPECT_EQ(got[key], value) << file << ": " << key;
+    }
+  }
+  fs::remove_all(dir);
+}
+
 TEST(HfModelDir, ImportErrorsNameTheTensor) {
   auto good = load_safetensors(test::fixture_model_dir() + "/model.safetensors");
   auto missing = good;
