@@ -217,7 +217,7 @@ void Config::validate() const {
   need_file("tokenizer.model", tokenizer.model, false);
   if (!model.init_from.empty()) {
     if (!dir_exists(model.init_from)) throw_config(source, "model.init_from",
-                   "folder not found: " + model.init_from + " (fetch a model on a machine with internet: huggingface-cli "
+                   "folder not found: " + model.init_from + " (fetch one on a machine with internet, e.g. huggingface-cli "
                    "download google/flan-t5-small --local-dir " + model.init_from + ")");
     if (!tokenizer.model.empty()) {
       throw_config(source, "tokenizer.model", "must be empty with model.init_from (the folder's spiece.model is used)");

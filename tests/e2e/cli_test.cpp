@@ -207,6 +207,23 @@ TEST_F(Cli, FineTuningAPretrainedFolderStartsFromItsWeights) {
   EXPECT_NE(both.err.find("model.init_from"), std::string::npos) << both.err;
 }
 
+// The fine-tuning recipes: without the model folder they say how to fetch it; with a folder (the
+// fixture stands in for google/flan-t5-*) they train and export.
+TEST_F(Cli, FlanT5RecipesExplainAMissingModelAndTrainFromAFolder) {
+  for (const std::string size : {"small", "base"}) {
+    const std::string recipe = (fs::path(QA_SOURCE_DIR) / ("configs/flan-t5-" + size + ".json")).string();
+    RunResult missing = qa_train("--config '" + recipe + "' --set model.init_from=no-such-folder", work);
+    EXPECT_EQ(missing.code, 2) << missing.err;
+    EXPECT_NE(missing.err.find("huggingface-cli download google/flan-t5-small"), std::string::npos) << missing.err;
+    RunResult r = qa_train("--config '" + recipe + "' --set model.init_from='" + (fs::path(QA_FIXTURES) / "hf-flan-tiny").string() +
+                               "' --set data.train=train.jsonl --set data.validation=validation.jsonl"
+                               " --set train.max_steps=2 --set eval.max_examples=4 --set output.dir=recipe-" + size,
+                           work);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(work / ("recipe-" + size) / "model/model.safetensors"));
+  }
+}
+
 TEST_F(Cli, MalformedDataFailsWithFileAndLineAndWritesNothing) {
   fs::create_directories(work / "kept/model");
   std::ofstream(work / "kept/model/sentinel") << "earlier run";
