@@ -199,6 +199,23 @@ TEST(HfModelDir, UnsupportedDtypeNamesTheTensor) {
   fs::remove_all(d);
 }
 
+// T5 checkpoints have more embedding rows than tokenizer pieces (32128 vs 32100): that loads.
+TEST(HfModelDir, EmbeddingMayHaveMoreRowsThanTheTokenizer) {
+  auto good = load_safetensors(test::fixture_model_dir() + "/model.safetensors");
+  for (const char* name : {"shared.weight", "lm_head.weight"}) good[name] = torch::cat({good[name], torch::zeros({8, 64})});
+  auto d = fixture_with("rows", good);
+  auto config = nlohmann::json::parse(std::ifstream(d / "config.json"));
+  config["vocab_size"] = 208;
+  std::ofstream(d / "config.json") << config.dump();
+  auto loaded = load_model_dir(d.string());
+  EXPECT_EQ(loaded.config.vocab_size, 208);
+  EXPECT_EQ(loaded.tokenizer.vocab_size(), 200);
+  config["vocab_size"] = 100;  // fewer rows than pieces is an error
+  std::ofstream(d / "config.json") << config.dump();
+  EXPECT_NE(load_error(d).find("the tokenizer has 200 pieces but the model's vocab_size is 100"), std::string::npos);
+  fs::remove_all(d);
+}
+
 TEST(HfModelDir, MissingOrForeignFilesAreClearErrors) {
   EXPECT_NE(load_error("/nonexistent/model").find("model folder not found"), std::string::npos);
   auto d = fresh_dir("pickle");
