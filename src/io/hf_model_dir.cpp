@@ -99,10 +99,11 @@ void save_model_dir(const std::string& dir, T5Model& model, const Tokenizer& tok
     write_file_atomic(path("config.json"), c.to_hf_json().dump(2) + "\n");
     write_file_atomic(path("spiece.model"), tokenizer.model_bytes());
     // What transformers' T5Tokenizer needs to load this folder unchanged (no extra sentinel ids:
-    // our vocabulary is exactly the SentencePiece model).
+    // our vocabulary is exactly the SentencePiece model; legacy: plain SentencePiece segmentation,
+    // which is what qa-train does, and it silences transformers' warning about the default).
     json tok = {{"tokenizer_class", "T5Tokenizer"}, {"eos_token", "</s>"}, {"pad_token", "<pad>"},
                 {"unk_token", "<unk>"}, {"extra_ids", 0}, {"additional_special_tokens", json::array()},
-                {"model_max_length", 512}};
+                {"model_max_length", 512}, {"legacy", true}};
     write_file_atomic(path("tokenizer_config.json"), tok.dump(2) + "\n");
     json special = {{"eos_token", "</s>"}, {"pad_token", "<pad>"}, {"unk_token", "<unk>"}};
     write_file_atomic(path("special_tokens_map.json"), special.dump(2) + "\n");

@@ -71,31 +71,37 @@ TEST(HfModelDir, SaveThenLoadIsBitwiseEqualAndHasTheHuggingFaceFiles) {
 // What qa-train exports matches what transformers wrote for the same model: the same tensor names,
 // dtypes, shapes and bytes, and every config field transformers stored (its version aside).
 TEST(HfModelDir, ExportMatchesWhatTransformersWrites) {
-  const std::string fixture = test::fixture_model_dir();
-  auto a = load_model_dir(fixture);
-  auto dir = fresh_dir("export");
-  save_model_dir(dir.string(), a.model, a.tokenizer);
-  std::map<std::string, torch::Tensor> theirs, ours;
-  visit_safetensors(fixture + "/model.safetensors",
-                    [&](const std::string& n, const torch::Tensor& t) { theirs.emplace(n, t.clone()); });
-  visit_safetensors((dir / "model.safetensors").string(),
-                    [&](const std::string& n, const torch::Tensor& t) { ours.emplace(n, t.clone()); });
-  ASSERT_EQ(ours.size(), theirs.size());
-  for (const auto& [name, t] : theirs) {
-    ASSERT_TRUE(ours.count(name)) << name;
-    EXPECT_EQ(ours[name].scalar_type(), t.scalar_type()) << name;
-    EXPECT_TRUE(torch::equal(ours[name], t)) << name;  // bitwise: import then export changes nothing
-  }
-  for (const char* file : {"config.json", "generation_config.json"}) {
-    auto want = nlohmann::json::parse(std::ifstream(fixture + "/" + file));
-    auto got = nlohmann::json::parse(std::ifstream(dir / file));
-    for (const auto& [key, value] : want.items()) {
-      if (key == "transformers_version" || key == "_from_model_config") continue;
-      ASSERT_TRUE(got.contains(key)) << file << ": " << key;
-      EXPECT_EQ(got[key], value) << file << ": " << key;
+  for (const std::string name : {"hf-flan-tiny", "hf-t5-relu-tied", "hf-t5-gated-silu"}) {
+    SCOPED_TRACE(name);
+    const std::string fixture = test::fixture_dir(name);
+    auto a = load_model_dir(fixture);
+    auto dir = fresh_dir("export");
+    save_model_dir(dir.string(), a.model, a.tokenizer);
+    std::map<std::string, torch::Tensor> theirs, ours;
+    visit_safetensors(fixture + "/model.safetensors",
+                      [&](const std::string& n, const torch::Tensor& t) { theirs.emplace(n, t.clone()); });
+    visit_safetensors((dir / "model.safetensors").string(),
+                      [&](const std::string& n, const torch::Tensor& t) { ours.emplace(n, t.clone()); });
+    ASSERT_EQ(ours.size(), theirs.size());  // tied: shared.weight only, no lm_head.weight
+    for (const auto& [tensor, t] : theirs) {
+      ASSERT_TRUE(ours.count(tensor)) << tensor;
+      EXPECT_EQ(ours[tensor].scalar_type(), t.scalar_type()) << tensor;
+      EXPECT_TRUE(torch::equal(ours[tensor], t)) << tensor;  // bitwise: import then export changes nothing
     }
+    for (const char* file : {"config.json", "generation_config.json"}) {
+      auto want = nlohmann::json::parse(std::ifstream(fixture + "/" + file));
+      auto got = nlohmann::json::parse(std::ifstream(dir / file));
+      for (const auto& [key, value] : want.items()) {
+        if (key == "transformers_version" || key == "_from_model_config") continue;
+        ASSERT_TRUE(got.contains(key)) << file << ": " << key;
+        EXPECT_EQ(got[key], value) << file << ": " << key;
+      }
+    }
+    auto b = load_model_dir(dir.string());  // import -> export -> import: bitwise equal parameters
+    auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+    for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+    fs::remove_all(dir);
   }
-  fs::remove_all(dir);
 }
 
 TEST(HfModelDir, ImportErrorsNameTheTensor) {

@@ -2,6 +2,10 @@
 // ids, beam-search ids and scores must match what T5ForConditionalGeneration computed for the same inputs.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <fstream>
+#include <memory>
+
 #include "../support/reference.hpp"
 #include "qa/io/hf_model_dir.hpp"
 #include "qa/model/generate.hpp"
@@ -10,16 +14,15 @@
 namespace qa {
 namespace {
 
-struct Parity : ::testing::Test {
-  static void SetUpTestSuite() {
-    loaded = new LoadedModel(load_model_dir(test::fixture_model_dir()));
+// One reference model per family: Flan-T5 (gated-gelu, untied lm_head), original T5 (relu, tied
+// embeddings with the d_model^-0.5 output rescale), and a gated-silu variant.
+struct Parity : ::testing::TestWithParam<std::string> {
+  void SetUp() override {
+    loaded = std::make_unique<LoadedModel>(load_model_dir(test::fixture_dir(GetParam())));
     loaded->model->eval();
   }
-  static void TearDownTestSuite() {
-    delete loaded;
-    loaded = nullptr;
-  }
-  static LoadedModel* loaded;
+  const nlohmann::json& ref_root() const { return test::reference_of(GetParam()); }
+  std::unique_ptr<LoadedModel> loaded;
 
   // Checks one reference case (an example of batch 1, or the padded batch of 2).
   void check_case(const nlohmann::json& ref) {
@@ -45,7 +48,7 @@ struct Parity : ::testing::Test {
     const double loss_ref = ref["loss"].get<double>();
     EXPECT_LT(std::abs(loss - loss_ref) / loss_ref, 1e-5) << loss << " vs " << loss_ref;
 
-    const auto& gen = test::reference()["generation"];
+    const auto& gen = ref_root()["generation"];
     for (bool cache : {true, false}) {
       GenerateOptions greedy;
       greedy.max_new_tokens = gen["max_new_tokens"].get<int64_t>();
@@ -80,12 +83,10 @@ struct Parity : ::testing::Test {
     }
   }
 };
-LoadedModel* Parity::loaded = nullptr;
-
 }  // namespace
 
-TEST_F(Parity, SingleExamples) {
-  const auto& examples = test::reference()["examples"];
+TEST_P(Parity, SingleExamples) {
+  const auto& examples = ref_root()["examples"];
   ASSERT_EQ(examples.size(), 3u);
   for (const auto& ex : examples) {
     SCOPED_TRACE(ex["question"].get<std::string>());
@@ -93,14 +94,44 @@ TEST_F(Parity, SingleExamples) {
   }
 }
 
-TEST_F(Parity, PaddedBatch) { check_case(test::reference()["padded_batch"]); }
+TEST_P(Parity, PaddedBatch) { check_case(ref_root()["padded_batch"]); }
 
-TEST_F(Parity, ParameterNamesAreTheHuggingFaceNames) {
+TEST_P(Parity, ParameterNamesAreTheHuggingFaceNames) {
   std::set<std::string> ours;
   for (const auto& p : loaded->model->named_parameters()) ours.insert(p.key());
   std::set<std::string> theirs;
-  for (const auto& name : test::reference()["tensors_in_safetensors"]) theirs.insert(name.get<std::string>());
+  for (const auto& name : ref_root()["tensors_in_safetensors"]) theirs.insert(name.get<std::string>());
   EXPECT_EQ(ours, theirs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::Values("hf-flan-tiny", "hf-t5-relu-tied", "hf-t5-gated-silu"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return n;
+                         });
+
+// A sharded BF16 checkpoint written by transformers' save_pretrained: loading widens the stored bf16
+// values to fp32, and the logits are what transformers computes from that folder in fp32.
+TEST(ShardedBf16Fixture, LoadsAndGivesTheReferenceLogits) {
+  auto loaded = load_model_dir(test::fixture_dir("hf-flan-tiny-sharded-bf16"));
+  loaded.model->eval();
+  std::ifstream in(test::fixture_dir("hf-flan-tiny-sharded-bf16") + "/expected.json");
+  auto expected = nlohmann::json::parse(in);
+  torch::NoGradGuard no_grad;
+  auto logits = loaded.model->forward(test::tensor_of(expected["input_ids"], torch::kLong),
+                                      test::tensor_of(expected["attention_mask"], torch::kLong),
+                                      test::tensor_of(expected["decoder_input_ids"], torch::kLong));
+  auto want = test::tensor_of(expected["logits"]["values"]);
+  ASSERT_EQ(logits.sizes(), want.sizes());
+  EXPECT_LT(test::relative_error(logits, want), 1e-4);
+  // And they differ from the fp32 model's: the bf16 rounding really happened.
+  auto fp32 = load_model_dir(test::fixture_model_dir());
+  fp32.model->eval();
+  auto logits32 = fp32.model->forward(test::tensor_of(expected["input_ids"], torch::kLong),
+                                      test::tensor_of(expected["attention_mask"], torch::kLong),
+                                      test::tensor_of(expected["decoder_input_ids"], torch::kLong));
+  EXPECT_GT((logits32 - logits).abs().max().item<double>(), 1e-2);
 }
 
 }  // namespace qa

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,15 +12,22 @@
 
 namespace qa::test {
 
-inline std::string fixture_model_dir() { return std::string(QA_FIXTURES) + "/hf-flan-tiny"; }
+// tests/fixtures/<name>: hf-flan-tiny (Flan-T5: gated-gelu, untied), hf-t5-relu-tied (original T5),
+// hf-t5-gated-silu, hf-flan-tiny-sharded-bf16.
+inline std::string fixture_dir(const std::string& name) { return std::string(QA_FIXTURES) + "/" + name; }
+inline std::string fixture_model_dir() { return fixture_dir("hf-flan-tiny"); }
 
-inline const nlohmann::json& reference() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(fixture_model_dir() + "/reference.json");
-    return nlohmann::json::parse(in);
-  }();
-  return j;
+// A fixture's reference.json (parsed once).
+inline const nlohmann::json& reference_of(const std::string& name) {
+  static std::map<std::string, nlohmann::json> cache;
+  auto it = cache.find(name);
+  if (it == cache.end()) {
+    std::ifstream in(fixture_dir(name) + "/reference.json");
+    it = cache.emplace(name, nlohmann::json::parse(in)).first;
+  }
+  return it->second;
 }
+inline const nlohmann::json& reference() { return reference_of("hf-flan-tiny"); }
 
 inline void flatten(const nlohmann::json& j, std::vector<double>& out) {
   if (j.is_array()) {
