@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,6 +13,7 @@
 #include "qa/util/fs.hpp"
 #include "qa/util/json_text.hpp"
 #include "qa/util/strings.hpp"
+#include "qa/util/utf8.hpp"
 
 namespace qa {
 namespace {
@@ -38,10 +40,19 @@ std::vector<std::string> section_names() {
 json checked_value(const KeySpec& spec, const json& v, const std::string& source) {
   auto bad = [&](const std::string& why) { throw_config(source, spec.key, why); };
   auto expected = [&] { bad("expected " + describe_kind(spec) + ", got " + json_type_name(v) + (v.is_primitive() ? " (" + v.dump() + ")" : "")); };
-  json out = v;
+  // Copied only once its type is known to be a scalar: copying an arbitrarily deep array or object
+  // recurses once per level and overflows the stack ({"train": {"seed": [[[[...]]]]}}).
+  json out;
   switch (spec.kind) {
     case KeyKind::kInt: {
-      if (v.is_number_integer()) break;
+      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+        // Would wrap around to a negative int64_t when stored.
+        bad(v.dump() + " is out of range: expected " + describe_kind(spec) + " (at most " + std::to_string(INT64_MAX) + ")");
+      }
+      if (v.is_number_integer()) {
+        out = v;
+        break;
+      }
       if (v.is_number_float() && std::isfinite(v.get<double>()) && std::floor(v.get<double>()) == v.get<double>() &&
           std::fabs(v.get<double>()) < 9e15) {
         out = static_cast<int64_t>(v.get<double>());
@@ -56,13 +67,16 @@ json checked_value(const KeySpec& spec, const json& v, const std::string& source
       break;
     case KeyKind::kBool:
       if (!v.is_boolean()) expected();
+      out = v;
       break;
     case KeyKind::kString:
     case KeyKind::kPath:
       if (!v.is_string()) expected();
+      out = v;
       break;
     case KeyKind::kEnum: {
       if (!v.is_string()) expected();
+      out = v;
       const auto s = v.get<std::string>();
       bool ok = false;
       for (const auto& c : spec.choices) ok = ok || c == s;
@@ -106,6 +120,12 @@ json parse_json_text(const std::string& text, const std::string& source) {
     auto pos = what.find("syntax error");
     throw Error(source + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
                     (pos == std::string::npos ? what : what.substr(pos)),
+                ExitCode::kUsage);
+  } catch (const json::exception& e) {
+    // The parser's other error: out_of_range.406, a number too large for a double (1e400).
+    std::string what = e.what();
+    auto tag_end = what.find("] ");
+    throw Error(source + ": invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2)),
                 ExitCode::kUsage);
   }
 }
@@ -199,6 +219,11 @@ void Config::apply_override(const std::string& assignment, const std::string& ba
       }
       break;
     default:
+      // JSON text is valid UTF-8 once parsed, a command-line value need not be; the effective config
+      // (to_json().dump()) cannot be written with invalid UTF-8 in it.
+      if (std::size_t at = 0; !is_valid_utf8(text, &at)) {
+        throw_config("--set", key, "invalid UTF-8 at byte " + std::to_string(at + 1) + " of the value");
+      }
       value = text;
   }
   set_checked(*this, *spec, value, "--set", base_dir);

@@ -1,6 +1,7 @@
 #include "qa/data/jsonl_reader.hpp"
 
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,11 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
     rec = json::parse(line.begin(), line.end());
   } catch (const json::parse_error& e) {
     bad("invalid JSON: " + short_parse_error(e));
+  } catch (const json::exception& e) {
+    // The parser's other error: out_of_range.406, a number too large for a double (1e400).
+    std::string what = e.what();
+    auto tag_end = what.find("] ");
+    bad("invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
   }
   if (!rec.is_object()) bad("expected a JSON object, got " + json_type_name(rec));
 
@@ -90,7 +96,10 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
       for (std::size_t i = 0; i < start->size(); ++i) {
         const json& s = (*start)[i];
         if (!s.is_number_integer() || s.get<long long>() < 0) {
-          bad("answers.answer_start[" + std::to_string(i) + "] must be a non-negative integer, got " + s.dump());
+          // Only a scalar is shown: dump() recurses once per nesting level of an array or object,
+          // and a deeply nested one ([[[[...]]]]) overflows the stack.
+          bad("answers.answer_start[" + std::to_string(i) + "] must be a non-negative integer, got " +
+              (s.is_primitive() ? s.dump() : json_type_name(s)));
         }
       }
     }
@@ -98,20 +107,32 @@ QAExample parse_qa_record(std::string_view line, const std::string& file, long l
   return ex;
 }
 
+std::vector<QAExample> parse_qa_jsonl(std::string_view content, const std::string& file) {
+  std::vector<QAExample> out;
+  long number = 0;
+  std::size_t pos = 0;
+  // Lines as std::getline splits them: a final '\n' does not start another (empty) line.
+  while (pos < content.size()) {
+    std::size_t nl = content.find('\n', pos);
+    if (nl == std::string_view::npos) nl = content.size();
+    std::string_view line = content.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++number;
+    if (is_blank(line)) continue;
+    out.push_back(parse_qa_record(line, file, number));
+  }
+  if (out.empty()) throw_bad_file(file, number == 0 ? "the file is empty" : "the file has no records (only empty lines)");
+  return out;
+}
+
 std::vector<QAExample> read_qa_jsonl(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_bad_file(path, "cannot open data file");
-  std::vector<QAExample> out;
-  std::string line;
-  long number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (is_blank(line)) continue;
-    out.push_back(parse_qa_record(line, path, number));
-  }
+  std::ostringstream content;
+  // `content << rdbuf` reports a read error (even after some bytes) as failbit on `content`.
+  if (in.peek() != std::ifstream::traits_type::eof() && !(content << in.rdbuf())) throw_bad_file(path, "read error");
   if (in.bad()) throw_bad_file(path, "read error");
-  if (out.empty()) throw_bad_file(path, number == 0 ? "the file is empty" : "the file has no records (only empty lines)");
-  return out;
+  return parse_qa_jsonl(content.str(), path);
 }
 
 }  // namespace qa

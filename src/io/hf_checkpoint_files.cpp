@@ -7,6 +7,7 @@
 
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
+#include "qa/util/json_text.hpp"
 
 namespace qa {
 namespace {
@@ -28,7 +29,7 @@ CheckpointFiles read_index(const std::string& dir, const std::string& index_path
   out.index = index_path;
   std::set<std::string> shards;
   for (const auto& [name, file] : j.at("weight_map").items()) {
-    if (!file.is_string()) throw_bad_file(index_path, "weight_map['" + name + "']: expected a file name, got " + file.dump());
+    if (!file.is_string()) throw_bad_file(index_path, "weight_map['" + name + "']: expected a file name, got " + json_value_text(file));
     const std::string shard = file.get<std::string>();
     // A shard is a plain file name next to the index: nothing may point outside the model folder.
     if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {

@@ -36,7 +36,8 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, std::size_t avai
   json j;
   try {
     j = json::parse(header.begin(), header.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, or out_of_range.406 for a number too large for a double (1e400).
     bad(std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!j.is_object()) bad("header is not a JSON object");

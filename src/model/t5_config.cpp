@@ -5,6 +5,7 @@
 
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
+#include "qa/util/json_text.hpp"
 
 namespace qa {
 namespace {
@@ -113,29 +114,29 @@ T5Config T5Config::from_hf_json(const json& j, const std::string& source) {
       return;
     }
     const auto& v = j.at(key);
-    if (!v.is_number_integer()) bad(key, "expected an integer, got " + v.dump());
+    if (!v.is_number_integer()) bad(key, "expected an integer, got " + json_value_text(v));
     dst = v.get<int64_t>();
   };
   auto get_num = [&](const char* key, double& dst) {
     if (!j.contains(key)) return;
     const auto& v = j.at(key);
-    if (!v.is_number()) bad(key, "expected a number, got " + v.dump());
+    if (!v.is_number()) bad(key, "expected a number, got " + json_value_text(v));
     dst = v.get<double>();
   };
   auto get_bool = [&](const char* key, bool& dst) {
     if (!j.contains(key)) return;
     const auto& v = j.at(key);
-    if (!v.is_boolean()) bad(key, "expected true or false, got " + v.dump());
+    if (!v.is_boolean()) bad(key, "expected true or false, got " + json_value_text(v));
     dst = v.get<bool>();
   };
   auto get_str = [&](const char* key, std::string& dst) {
     if (!j.contains(key)) return;
     const auto& v = j.at(key);
-    if (!v.is_string()) bad(key, "expected a string, got " + v.dump());
+    if (!v.is_string()) bad(key, "expected a string, got " + json_value_text(v));
     dst = v.get<std::string>();
   };
   if (j.contains("model_type") && j.at("model_type") != "t5") {
-    bad("model_type", "expected \"t5\", got " + j.at("model_type").dump());
+    bad("model_type", "expected \"t5\", got " + json_value_text(j.at("model_type")));
   }
   // T5Config's defaults where a key is absent (transformers configuration_t5.py).
   c.vocab_size = 32128;
@@ -199,7 +200,7 @@ T5Config T5Config::from_hf_file(const std::string& path) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for numbers like 1e400
     throw_bad_file(path, std::string("invalid JSON: ") + e.what());
   }
   return from_hf_json(j, path);

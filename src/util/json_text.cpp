@@ -18,4 +18,6 @@ std::string short_parse_error(const nlohmann::json::parse_error& e) {
   return col == std::string::npos ? what : what.substr(col);
 }
 
+std::string json_value_text(const nlohmann::json& v) { return v.is_primitive() ? v.dump() : json_type_name(v); }
+
 }  // namespace qa

@@ -24,8 +24,12 @@ std::size_t levenshtein(std::string_view a, std::string_view b) {
 std::string closest_match(std::string_view name, const std::vector<std::string>& candidates) {
   std::string best;
   std::size_t best_d = static_cast<std::size_t>(-1);
+  const std::size_t limit = std::max<std::size_t>(2, name.size() / 3);
   for (const auto& c : candidates) {
-    std::size_t d = levenshtein(name, c);
+    // The length difference is a lower bound of the distance; past the limit the O(|name| x |c|)
+    // distance cannot make `c` the suggestion (a long unknown key: quadratic work for nothing).
+    const std::size_t gap = name.size() > c.size() ? name.size() - c.size() : c.size() - name.size();
+    std::size_t d = gap > limit ? gap : levenshtein(name, c);
     // A candidate that contains the name's last component ("lr" -> "train.lr") is also a good hint.
     auto dot = name.rfind('.');
     std::string_view tail = dot == std::string_view::npos ? name : name.substr(dot + 1);
@@ -38,7 +42,7 @@ std::string closest_match(std::string_view name, const std::vector<std::string>&
     }
   }
   // Suggest only when at most about a third of the characters differ.
-  if (best.empty() || best_d > std::max<std::size_t>(2, name.size() / 3)) return "";
+  if (best.empty() || best_d > limit) return "";
   return best;
 }
 

@@ -1,5 +1,7 @@
 #include "qa/config/config.hpp"
 
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +111,43 @@ TEST(Config, BadOverridesNameTheKey) {
   auto [m5, c5] = error_of([&] { c.apply_override("train.learning_rate=nan", "/"); });
   EXPECT_NE(m5.find("train.learning_rate"), std::string::npos) << m5;
   EXPECT_EQ(c1, ExitCode::kUsage);
+}
+
+// Found by tests/fuzz (corpus/config_fuzz/crash-*).
+TEST(Config, NumberTooLargeForADoubleIsAnInvalidJsonError) {
+  // nlohmann throws out_of_range.406 (not parse_error) for it; it escaped as a non-qa::Error.
+  auto [msg, code] = error_of([] { parse(R"({"train": {"learning_rate": 1e400}})"); });
+  EXPECT_EQ(code, ExitCode::kUsage);
+  EXPECT_EQ(msg.rfind("cfg.json: invalid JSON: number overflow", 0), 0u) << msg;
+}
+
+TEST(Config, IntegersAboveInt64MaxAreOutOfRange) {
+  // They parse as unsigned and used to wrap around to negative values when stored (batch_size -1).
+  auto [msg, code] = error_of([] { parse(R"({"train": {"batch_size": 18446744073709551615}})"); });
+  EXPECT_EQ(code, ExitCode::kUsage);
+  EXPECT_NE(msg.find("key 'train.batch_size': 18446744073709551615 is out of range"), std::string::npos) << msg;
+  error_of([] { parse(R"({"train": {"seed": 9223372036854775808}})"); });
+  EXPECT_EQ(parse(R"({"train": {"seed": 9223372036854775807}})").train.seed, INT64_MAX);
+}
+
+TEST(Config, DeeplyNestedValueIsAWrongTypeNotAStackOverflow) {
+  // The value used to be copied before its type was checked; the copy recurses once per level.
+  const std::size_t depth = 200000;
+  const std::string text = R"({"train": {"seed": )" + std::string(depth, '[') + std::string(depth, ']') + "}}";
+  auto [msg, code] = error_of([&] { parse(text); });
+  EXPECT_NE(msg.find("key 'train.seed': expected integer >= 0, got an array"), std::string::npos) << msg;
+}
+
+TEST(Config, OverrideWithInvalidUtf8IsRejected) {
+  // It used to be stored, and writing the effective config (to_json().dump()) then threw a json type_error.
+  Config c = parse("{}");
+  auto [msg, code] = error_of([&] { c.apply_override("data.source_template=q \xff {question} {context}", "/"); });
+  EXPECT_EQ(code, ExitCode::kUsage);
+  EXPECT_NE(msg.find("key 'data.source_template': invalid UTF-8 at byte 3 of the value"), std::string::npos) << msg;
+  error_of([&] { c.apply_override("output.dir=out\xc3", "/"); });
+  EXPECT_NO_THROW(c.to_json().dump());
+  c.apply_override("data.source_template=caf\xc3\xa9 {question} {context}", "/");
+  EXPECT_EQ(c.data.source_template, "caf\xc3\xa9 {question} {context}");
 }
 
 TEST(Config, ValidateRequiresTrainingDataAndExistingFiles) {

@@ -97,6 +97,39 @@ TEST(JsonlReader, OverlongLineIsReportedNotParsed) {
   EXPECT_NE(msg.find("longer than the limit"), std::string::npos);
 }
 
+TEST(JsonlReader, ParsesContentInMemoryLikeTheFileReader) {
+  auto ex = parse_qa_jsonl("\n" R"({"question": "q", "context": "c", "answer": "a"})" "\n \n", "mem.jsonl");
+  ASSERT_EQ(ex.size(), 1u);
+  EXPECT_EQ(ex[0].line, 2);
+  try {
+    parse_qa_jsonl("\n\n", "mem.jsonl");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "mem.jsonl: the file has no records (only empty lines)");
+  }
+  EXPECT_THROW(parse_qa_jsonl("", "mem.jsonl"), Error);
+}
+
+// Found by tests/fuzz (corpus/jsonl_record_fuzz/crash-number-overflow-1e400): a number too large for a
+// double makes nlohmann throw out_of_range (not parse_error), which escaped as a non-qa::Error.
+TEST(JsonlReader, NumberTooLargeForADoubleIsAnInvalidJsonError) {
+  const std::string ok = R"({"question": "q", "context": "c", "answer": "a"})";
+  std::string msg = read_error(ok + "\n" + R"({"question": "q", "context": "c", "answer": "a", "x": -1e400})");
+  EXPECT_EQ(msg.rfind(":2: invalid JSON: number overflow", 0), 0u) << msg;
+}
+
+// Found by tests/fuzz (corpus/jsonl_record_fuzz/crash-deep-answer-start-dump): the error message used to
+// dump() the bad answer_start entry, which recurses once per nesting level and overflowed the stack.
+TEST(JsonlReader, DeeplyNestedAnswerStartIsAnErrorNotAStackOverflow) {
+  const std::size_t depth = 200000;
+  std::string line = R"({"question": "q", "context": "c", "answers": {"text": ["a"], "answer_start": [)" +
+                     std::string(depth, '[') + std::string(depth, ']') + "]}}";
+  std::string msg = read_error(line);
+  EXPECT_EQ(msg, ":1: answers.answer_start[0] must be a non-negative integer, got an array");
+  msg = read_error(R"({"question": "q", "context": "c", "answers": {"text": ["a"], "answer_start": ["7"]}})");
+  EXPECT_EQ(msg, ":1: answers.answer_start[0] must be a non-negative integer, got \"7\"");
+}
+
 TEST(JsonlReader, MissingFileIsAnError) {
   EXPECT_THROW(read_qa_jsonl("/nonexistent/file.jsonl"), Error);
 }

@@ -72,6 +72,17 @@ TEST(SafetensorsHeader, RejectsEveryKindOfCorruption) {
   }
 }
 
+// Found by tests/fuzz (corpus/safetensors_header_fuzz/crash-number-overflow-*): a number too large for
+// a double makes nlohmann throw out_of_range (not parse_error), which escaped as a non-qa::Error.
+TEST(SafetensorsHeader, NumberTooLargeForADoubleIsCorruptNotACrash) {
+  for (const char* header : {"{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, -1e30824]}}",
+                             "{\"__metadata__\": {\"x\": \"y\"}, \"n\": 1e400}"}) {
+    std::string msg = parse_error(file_with(header, 4));
+    EXPECT_NE(msg.find("w.safetensors: corrupt safetensors file: header is not valid JSON"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("number overflow"), std::string::npos) << msg;
+  }
+}
+
 TEST(SafetensorsHeader, FewerBytesAvailableThanTheHeaderNeedsIsAnError) {
   std::string file = file_with("{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
   EXPECT_THROW(parse_safetensors_header(reinterpret_cast<const uint8_t*>(file.data()), 12, file.size(), "x"), Error);

@@ -18,7 +18,11 @@ inline constexpr std::size_t kMaxJsonlLineBytes = 16u << 20;
 // Parses one non-empty line; throws qa::Error "FILE:LINE: ..." (exit code kBadInput).
 QAExample parse_qa_record(std::string_view line, const std::string& file, long line_number);
 
-// Reads a whole file (empty lines allowed); an empty file or a file of only empty lines is an error.
+// Parses the bytes of a whole JSONL file (lines end at '\n'; empty lines allowed); `file` names it in
+// errors. Empty content or content of only empty lines is an error.
+std::vector<QAExample> parse_qa_jsonl(std::string_view content, const std::string& file);
+
+// Reads a whole file and parses it with parse_qa_jsonl.
 std::vector<QAExample> read_qa_jsonl(const std::string& path);
 
 }  // namespace qa
