@@ -3,8 +3,17 @@
 # OpenBLAS (OpenMP flavour, matching LibTorch's libgomp) replaces the 10-25x slower reference BLAS
 # that LibTorch's matrix products use otherwise.
 set -euo pipefail
+# Options add what CI needs besides: --fuzz (clang's libFuzzer for tests/fuzz), --container
+# (podman, buildah, debootstrap for tests/container).
 packages=(cmake ninja-build g++ pkg-config libtorch-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
           libspdlog-dev libgtest-dev libopenblas0-openmp)
+for opt in "$@"; do
+  case "$opt" in
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    --container) packages+=(podman buildah debootstrap) ;;
+    *) echo "install-deps: unknown option $opt (use --fuzz, --container)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,7 @@
 #include "qa/config/schema.hpp"
 #include "qa/log/logging.hpp"
 #include "qa/train/trainer.hpp"
+#include "qa/runtime/signals.hpp"
 #include "qa/util/error.hpp"
 
 namespace {
@@ -23,12 +24,16 @@ struct TrainArgs {
   std::string config;
   std::vector<std::string> overrides;
   std::string device;
+  std::string resume;
 };
 
 void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("-c,--config", a.config, "Config file (JSON); default: the built-in demo config (configs/demo.json)");
   app.add_option("-s,--set", a.overrides, "Override a config key: section.key=value (repeatable)")->take_all();
   app.add_option("--device", a.device, "Shortcut for --set runtime.device=auto|cpu|cuda");
+  app.add_option("--resume", a.resume,
+                 "auto (the newest valid checkpoint under <output>/checkpoints; none: start fresh) or a checkpoint "
+                 "folder; shortcut for --set output.resume=...");
 }
 
 qa::Config load_config(const TrainArgs& a) {
@@ -39,6 +44,7 @@ qa::Config load_config(const TrainArgs& a) {
                        : qa::Config::load_file(a.config);
   for (const auto& o : a.overrides) cfg.apply_override(o, cwd);
   if (!a.device.empty()) cfg.apply_override("runtime.device=" + a.device, cwd);
+  if (!a.resume.empty()) cfg.apply_override("output.resume=" + a.resume, cwd);
   return cfg;
 }
 
@@ -149,9 +155,15 @@ int main(int argc, char** argv) {
     cfg.validate();
     qa::init_logging(log_level.empty() ? cfg.runtime.log_level : log_level);
     spdlog::info("qa-train {}: config {}", qa::build_info::kVersion, cfg.source);
+    qa::install_stop_signal_handlers();
     qa::train(cfg);
     return 0;
   } catch (const qa::Error& e) {
+    if (e.code() == qa::ExitCode::kStopped) {  // a requested stop, not a failure: the message says how to resume
+      std::fflush(stdout);
+      std::fprintf(stderr, "qa-train: %s\n", e.what());
+      return static_cast<int>(e.code());
+    }
     qa::log_error_to_file(e.what());
     return fail(e.what(), e.code());
   } catch (const std::exception& e) {

@@ -98,7 +98,7 @@ json checked_value(const KeySpec& spec, const json& v, const std::string& source
 
 void set_checked(Config& cfg, const KeySpec& spec, const json& v, const std::string& source, const std::string& base_dir) {
   json value = checked_value(spec, v, source);
-  if (spec.kind == KeyKind::kPath) value = resolve_path(base_dir, value.get<std::string>());
+  if (spec.kind == KeyKind::kPath && value != spec.keyword) value = resolve_path(base_dir, value.get<std::string>());
   spec.set(cfg, value);
 }
 
@@ -176,7 +176,9 @@ Config Config::from_json_text(const std::string& text, const std::string& source
   // Defaults of path keys (output.dir = "output") are relative to the current folder.
   const std::string cwd = std::filesystem::current_path().string();
   for (const auto& spec : config_schema()) {
-    if (spec.kind == KeyKind::kPath) spec.set(cfg, resolve_path(cwd, spec.get(cfg).get<std::string>()));
+    if (spec.kind != KeyKind::kPath) continue;  // only path values are strings to resolve
+    const std::string v = spec.get(cfg).get<std::string>();
+    if (v != spec.keyword) spec.set(cfg, resolve_path(cwd, v));
   }
   return cfg;
 }

@@ -149,7 +149,19 @@ std::vector<KeySpec> build_schema() {
       int_key("eval.max_examples", QA_REF(eval.max_examples), 0,
               "Evaluate on the first N validation examples during training (0 = all)"),
       // ---- output -----------------------------------------------------------------------------------
-      path_key("output.dir", QA_REF(output.dir), "Output folder (model/ and logs/ are written here)"),
+      path_key("output.dir", QA_REF(output.dir), "Output folder (model/, logs/ and checkpoints/ are written here)"),
+      int_key("output.save_every_steps", QA_REF(output.save_every_steps), 0,
+              "Steps between checkpoints in <output>/checkpoints/step-N (0 = only at the end and on a stop signal)"),
+      int_key("output.keep_last", QA_REF(output.keep_last), 1, "Checkpoints kept (the newest ones, plus the best)"),
+      [] {
+        auto k = path_key("output.resume", QA_REF(output.resume),
+                          "Resume from a checkpoint folder, or auto: the newest valid one under <output>/checkpoints "
+                          "(none: start fresh); empty = start fresh");
+        k.keyword = "auto";
+        return k;
+      }(),
+      bool_key("output.overwrite", QA_REF(output.overwrite),
+               "A fresh run (no output.resume) deletes checkpoints an earlier run left in output.dir; false: that is an error"),
       // ---- runtime ----------------------------------------------------------------------------------
       enum_key("runtime.device", QA_REF(runtime.device), {"auto", "cpu", "cuda"},
                "Where to train; auto = cuda when available"),

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "qa/util/error.hpp"
+
 namespace qa {
 
 Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train) {
@@ -57,6 +59,26 @@ void Optimizer::step(double lr) {
   exp_avg_sq_.mul_(b2).addcmul_(grads_, grads_, 1.0 - b2);
   auto denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(options_.adam_epsilon);
   params_.addcdiv_(exp_avg_ * lr_scale_, denom, -lr / bias1);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state() const {
+  return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}, {"step", torch::tensor(static_cast<double>(step_), torch::kDouble)}};
+}
+
+void Optimizer::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  for (const char* name : {"exp_avg", "exp_avg_sq", "step"}) {
+    if (!state.count(name)) throw_bad_file(source, std::string("missing tensor '") + name + "'");
+  }
+  for (auto [name, dst] : {std::pair<const char*, torch::Tensor*>{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}}) {
+    const auto& src = state.at(name);
+    if (src.sizes() != dst->sizes()) {
+      throw_bad_file(source, std::string("tensor '") + name + "' has " + std::to_string(src.numel()) +
+                                 " elements, this model has " + std::to_string(dst->numel()) + " parameters");
+    }
+    dst->copy_(src);
+  }
+  step_ = static_cast<int64_t>(state.at("step").item<double>());
 }
 
 }  // namespace qa

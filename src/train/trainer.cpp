@@ -1,6 +1,7 @@
 #include "qa/train/trainer.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -16,9 +17,14 @@
 #include "qa/log/metrics_log.hpp"
 #include "qa/log/progress.hpp"
 #include "qa/runtime/runtime.hpp"
+#include "qa/runtime/fault_injection.hpp"
+#include "qa/runtime/signals.hpp"
+#include "qa/train/checkpoint.hpp"
+#include "qa/train/checkpoint_store.hpp"
 #include "qa/train/lr_schedule.hpp"
 #include "qa/train/optimizer.hpp"
 #include "qa/train/train_step.hpp"
+#include "qa/util/crc32c.hpp"
 #include "qa/util/error.hpp"
 #include "qa/util/fs.hpp"
 #include "qa/util/random.hpp"
@@ -40,7 +46,7 @@ struct Inputs {
   T5Model pretrained{nullptr};  // set when model.init_from names a Hugging Face folder
 };
 
-Inputs read_inputs(const Config& cfg, int threads) {
+Inputs read_inputs(const Config& cfg, int threads, const std::string& resume_dir) {
   auto train = read_qa_jsonl(cfg.data.train);
   std::vector<QAExample> validation;
   if (!cfg.data.validation.empty()) validation = read_qa_jsonl(cfg.data.validation);
@@ -48,12 +54,18 @@ Inputs read_inputs(const Config& cfg, int threads) {
                validation.size());
 
   if (!cfg.model.init_from.empty()) {
+    if (!resume_dir.empty()) {
+      // Resuming: the weights and tokenizer come from the checkpoint; the folder gives the architecture.
+      auto arch = T5Config::from_hf_file((std::filesystem::path(cfg.model.init_from) / "config.json").string());
+      return {std::move(train), std::move(validation), checkpoint_tokenizer(resume_dir), arch, nullptr};
+    }
     // A pretrained folder brings its own architecture, weights and tokenizer.
     LoadedModel loaded = load_model_dir(cfg.model.init_from);
     spdlog::info("model: starting from {} (architecture, weights and tokenizer from the folder)", cfg.model.init_from);
     return {std::move(train), std::move(validation), std::move(loaded.tokenizer), loaded.config, loaded.model};
   }
   auto tokenizer = [&] {
+    if (!resume_dir.empty()) return checkpoint_tokenizer(resume_dir);  // the one the run trained, not a new one
     if (!cfg.tokenizer.model.empty()) return Tokenizer::load(cfg.tokenizer.model);
     const auto t0 = Clock::now();
     // A seeded sample: SentencePiece's time grows with the text, its vocabulary hardly after ~50k.
@@ -90,6 +102,53 @@ Inputs read_inputs(const Config& cfg, int threads) {
   return {std::move(train), std::move(validation), std::move(tokenizer), model, nullptr};
 }
 
+// What a resumed run must share with the checkpoint's run for "continue" to mean anything: the
+// training data (checksum) and everything that decides the batch order and contents.
+RunIdentity run_identity(const Config& cfg) {
+  const FileChecksum data = crc32c_file(cfg.data.train);
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08x", data.crc);
+  return {{"data.train (size and CRC-32C)", std::to_string(data.bytes) + " bytes, " + crc},
+          {"train.seed", cfg.train.seed},
+          {"train.batch_size", cfg.train.batch_size},
+          {"train.grad_accum_steps", cfg.train.grad_accum_steps},
+          {"data.group_by_length", cfg.data.group_by_length},
+          {"data.max_source_length", cfg.data.max_source_length},
+          {"data.max_target_length", cfg.data.max_target_length},
+          {"data.source_template", cfg.data.source_template}};
+}
+
+// The checkpoint to resume from ("" = start fresh), decided before anything is read or written.
+std::string resume_source(const Config& cfg) {
+  const std::string& r = cfg.output.resume;
+  if (r.empty()) {
+    auto existing = list_checkpoints(cfg.output.dir);
+    if (!existing.empty() && !cfg.output.overwrite) {
+      throw Error(cfg.output.dir + " already holds checkpoints of an earlier run (newest: " + existing.front().path +
+                      "): continue it with --resume auto, or start over with --set output.overwrite=true "
+                      "(deletes them), or choose another output.dir",
+                  ExitCode::kUsage);
+    }
+    return "";
+  }
+  if (r == "auto") {
+    std::string found = find_resumable_checkpoint(cfg.output.dir);
+    if (found.empty()) spdlog::info("resume: no valid checkpoint under {}: starting fresh", checkpoints_root(cfg.output.dir));
+    return found;
+  }
+  if (!dir_exists(r)) throw_config(cfg.source, "output.resume", "checkpoint folder not found: " + r);
+  if (auto problem = verify_checkpoint(r); !problem.empty()) {
+    throw Error(r + ": not a valid checkpoint: " + problem, ExitCode::kBadInput);
+  }
+  return r;
+}
+
+void log_free_space(const std::string& dir) {
+  std::error_code ec;
+  auto space = std::filesystem::space(dir, ec);
+  if (!ec) spdlog::info("output: {} ({:.1f} GiB free)", dir, static_cast<double>(space.available) / (1024.0 * 1024 * 1024));
+}
+
 void log_encoding(const char* name, const EncodingStats& s, const DataSection& d) {
   if (s.examples == 0) return;
   spdlog::info("{}: {} examples, source tokens mean {:.1f} max {} (truncated {} at {}), target tokens mean {:.1f} max {} "
@@ -122,19 +181,27 @@ json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr
 TrainSummary train(const Config& cfg) {
   const auto run_start = Clock::now();
   const int threads = configure_threads(cfg.runtime.threads);
-  Inputs in = read_inputs(cfg, threads);
+  const std::string resume_dir = resume_source(cfg);
+  Inputs in = read_inputs(cfg, threads, resume_dir);
+  const RunIdentity identity = run_identity(cfg);
 
   // Only now, with every input checked, touch the output folder.
   namespace fs = std::filesystem;
   const std::string out_dir = cfg.output.dir;
   const std::string logs_dir = (fs::path(out_dir) / "logs").string();
   const std::string model_dir = (fs::path(out_dir) / "model").string();
+  const std::string metrics_path = (fs::path(logs_dir) / "metrics.jsonl").string();
   ensure_writable_dir(logs_dir, "output.dir");
   add_log_file((fs::path(logs_dir) / "train.log").string());
+  log_free_space(out_dir);
   Config effective = cfg;
   effective.model.t5.vocab_size = in.model.vocab_size;
   write_file_atomic((fs::path(logs_dir) / "config.json").string(), effective.to_json().dump(2) + "\n");
-  MetricsLog metrics((fs::path(logs_dir) / "metrics.jsonl").string());
+  if (resume_dir.empty() && cfg.output.overwrite) {
+    // Only on request: the checkpoints of an earlier run in this output folder.
+    std::error_code ec;
+    fs::remove_all(checkpoints_root(out_dir), ec);
+  }
 
   const std::string device_name = resolve_device(cfg.runtime.device);
   const torch::Device device(device_name);
@@ -152,7 +219,7 @@ TrainSummary train(const Config& cfg) {
   log_encoding("validation", val_data.stats, cfg.data);
 
   T5Model model = in.pretrained ? in.pretrained : T5Model(in.model);
-  if (!in.pretrained) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
+  if (!in.pretrained && resume_dir.empty()) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   model->train();
   int64_t n_params = 0;
@@ -162,6 +229,15 @@ TrainSummary train(const Config& cfg) {
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params);
   Optimizer optimizer(model, cfg.train);
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1);  // dropout stream, independent of init
+
+  TrainerState ts;
+  if (!resume_dir.empty()) {
+    ts = load_checkpoint(resume_dir, model, optimizer, identity);  // weights, moments, RNG, position
+    rewind_metrics_log(metrics_path, ts.step);
+    spdlog::info("resume: continuing from {} (step {}, epoch {}, micro-batch {} of that epoch)", resume_dir, ts.step,
+                 ts.epoch, ts.position);
+  }
+  MetricsLog metrics(metrics_path, /*append=*/!resume_dir.empty());
 
   const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size);
   const auto seed = static_cast<uint64_t>(cfg.train.seed);
@@ -189,20 +265,22 @@ TrainSummary train(const Config& cfg) {
 
   TrainSummary summary;
   summary.model_dir = model_dir;
-  double best_metric = NAN;
-  bool saved = false;
+  summary.best_step = std::max<int64_t>(ts.best_step, 0);
+  summary.best_exact_match = ts.best_exact_match;
+  summary.best_f1 = ts.best_f1;
+  summary.best_eval_loss = ts.best_eval_loss;
+  bool saved = ts.best_step >= 0 && dir_exists(model_dir);  // a resumed run's best model is already there
   ProgressBar progress(true);
 
-  int64_t epoch = 0;
-  std::size_t position = 0;  // next micro-batch of the epoch
-  auto epoch_batches = sampler.epoch_batches(epoch);
+  auto epoch_batches = sampler.epoch_batches(ts.epoch);
   // Since the last log line:
   double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0;
   auto window_start = Clock::now();
   double last_loss = NAN, last_tokens_per_sec = 0, last_lr = 0, last_grad_norm = NAN;
-  int64_t step = 0;
-  int64_t bad_steps_in_a_row = 0, bad_steps = 0;
+  int64_t bad_steps_in_a_row = 0;
+  int64_t last_checkpoint_step = resume_dir.empty() ? -1 : ts.step;
 
+  // Returns true when this evaluation found a new best model (saved to model/).
   auto run_eval = [&](bool final_eval) {
     progress.clear();
     EvalOptions opts = eval_opts;
@@ -210,54 +288,70 @@ TrainSummary train(const Config& cfg) {
     EvalResult r = evaluate(model, val_data, in.validation, in.tokenizer, opts, device);
     summary.evaluated = true;
     const double m = metric_of(cfg.eval.metric, r);
-    const bool better = is_better(cfg.eval.metric, m, best_metric);
-    spdlog::info("eval step {}: loss {:.4f}, exact match {:.2f}, F1 {:.2f} on {} examples ({:.1f}s){}", step, r.loss,
+    const bool better = is_better(cfg.eval.metric, m, ts.best_metric);
+    spdlog::info("eval step {}: loss {:.4f}, exact match {:.2f}, F1 {:.2f} on {} examples ({:.1f}s){}", ts.step, r.loss,
                  r.exact_match, r.f1, r.examples, r.seconds, better ? ", best so far" : "");
-    metrics.write({{"event", "eval"}, {"step", step}, {"epoch", epoch}, {"loss", number_or_null(last_loss)},
+    metrics.write({{"event", "eval"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", number_or_null(last_loss)},
                    {"lr", last_lr}, {"tokens_per_sec", last_tokens_per_sec}, {"eval_loss", number_or_null(r.loss)},
                    {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
                    {"eval_examples", r.examples}, {"eval_seconds", r.seconds},
                    {"elapsed_sec", seconds_since(run_start)}});
     if (better) {
-      best_metric = m;
-      summary.best_step = step;
+      ts.best_metric = m;
+      ts.best_step = ts.step;
+      ts.best_exact_match = r.exact_match;
+      ts.best_f1 = r.f1;
+      ts.best_eval_loss = r.loss;
+      summary.best_step = ts.step;
       summary.best_exact_match = r.exact_match;
       summary.best_f1 = r.f1;
       summary.best_eval_loss = r.loss;
       save_model_dir(model_dir, model, in.tokenizer);
       saved = true;
     }
+    return better;
+  };
+
+  auto write_checkpoint = [&] {
+    progress.clear();
+    const auto t0 = Clock::now();
+    const std::string dir = save_checkpoint(out_dir, model, optimizer, in.tokenizer, ts, identity, effective.to_json());
+    prune_checkpoints(out_dir, cfg.output.keep_last, ts.best_step);
+    last_checkpoint_step = ts.step;
+    spdlog::info("checkpoint: {} ({:.1f}s)", dir, seconds_since(t0));
+    return dir;
   };
 
   const auto train_start = Clock::now();
   bool out_of_time = false;
-  while (step < total_steps && !out_of_time) {
-    if (position >= epoch_batches.size()) {
-      ++epoch;
-      position = 0;
-      epoch_batches = sampler.epoch_batches(epoch);
+  if (ts.step >= total_steps) spdlog::info("resume: the run was already complete at step {}", ts.step);
+  while (ts.step < total_steps && !out_of_time) {
+    if (ts.position >= static_cast<int64_t>(epoch_batches.size())) {
+      ++ts.epoch;
+      ts.position = 0;
+      epoch_batches = sampler.epoch_batches(ts.epoch);
     }
     // One optimizer step: up to `accum` micro-batches of this epoch, loss normalised by their total
     // target tokens so that accumulation equals one large batch exactly.
     std::vector<const std::vector<std::size_t>*> micro;
-    while (static_cast<int64_t>(micro.size()) < accum && position < epoch_batches.size()) {
-      micro.push_back(&epoch_batches[position++]);
+    while (static_cast<int64_t>(micro.size()) < accum && ts.position < static_cast<int64_t>(epoch_batches.size())) {
+      micro.push_back(&epoch_batches[static_cast<std::size_t>(ts.position++)]);
     }
-    ++step;
+    ++ts.step;
     const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16);
     const int64_t step_tokens = totals.target_tokens;
     const int64_t all_tokens = totals.source_tokens + totals.target_tokens;
     const torch::Tensor& loss_sum = totals.loss_sum;
     const double grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
     const double step_loss = loss_sum.item<double>() / static_cast<double>(step_tokens);
-    const double lr = schedule.at(step);
+    const double lr = schedule.at(ts.step);
     if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
       // Skip the update rather than poison the weights; give up if it keeps happening.
-      ++bad_steps;
+      ++ts.bad_steps;
       ++bad_steps_in_a_row;
       progress.clear();
-      spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, grad norm {}); update skipped ({} so far)", step,
-                   step_loss, grad_norm, bad_steps);
+      spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, grad norm {}); update skipped ({} so far)",
+                   ts.step, step_loss, grad_norm, ts.bad_steps);
       if (bad_steps_in_a_row >= cfg.train.max_bad_steps) {
         throw Error("training diverged: " + std::to_string(bad_steps_in_a_row) +
                     " consecutive steps with a non-finite loss or gradient; lower train.learning_rate");
@@ -276,41 +370,60 @@ TrainSummary train(const Config& cfg) {
     last_grad_norm = grad_norm;
     const double elapsed = seconds_since(train_start);
     out_of_time = cfg.train.max_time_minutes > 0 && seconds_since(run_start) >= cfg.train.max_time_minutes * 60;
-    const bool last = step == total_steps || out_of_time;
-    if (step % cfg.train.log_every_steps == 0 || last) {
+    const bool last = ts.step == total_steps || out_of_time;
+    if (ts.step % cfg.train.log_every_steps == 0 || last) {
       const double window_sec = seconds_since(window_start);
       last_loss = window_loss_sum / window_tokens;
       last_tokens_per_sec = window_all_tokens / std::max(window_sec, 1e-9);
-      metrics.write({{"event", "train"}, {"step", step}, {"epoch", epoch}, {"loss", last_loss}, {"lr", lr},
+      metrics.write({{"event", "train"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", last_loss}, {"lr", lr},
                      {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
                      {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
                      {"elapsed_sec", seconds_since(run_start)}});
       if (!progress.active()) {
-        spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", step, total_steps,
-                     epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);
+        spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", ts.step, total_steps,
+                     ts.epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);
       }
       window_loss_sum = window_tokens = window_all_tokens = window_padded_tokens = 0;
       window_start = Clock::now();
     }
-    progress.update({step, total_steps, std::isnan(last_loss) ? step_loss : last_loss, lr, last_tokens_per_sec, elapsed});
-    if (!val_data.items.empty() && !last && cfg.eval.every_steps > 0 && step % cfg.eval.every_steps == 0) {
-      run_eval(false);
+    progress.update({ts.step, total_steps, std::isnan(last_loss) ? step_loss : last_loss, lr, last_tokens_per_sec, elapsed});
+    fault_point("after-step");
+
+    bool new_best = false;
+    if (!val_data.items.empty()) {
+      if (last) {
+        new_best = run_eval(true);
+      } else if (cfg.eval.every_steps > 0 && ts.step % cfg.eval.every_steps == 0) {
+        new_best = run_eval(false);
+      }
+    }
+    const int stop = stop_signal();
+    const bool periodic = cfg.output.save_every_steps > 0 && ts.step % cfg.output.save_every_steps == 0;
+    if (periodic || new_best || last || stop) write_checkpoint();
+    if (stop) {
+      progress.finish();
+      const std::string where = checkpoint_path(out_dir, ts.step);
+      spdlog::info("stopped by {} after step {}: checkpoint {}", signal_name(stop), ts.step, where);
+      close_log_file();
+      throw Error(std::string("stopped by ") + signal_name(stop) + " after step " + std::to_string(ts.step) +
+                      "; checkpoint " + where + "; continue with --resume auto",
+                  ExitCode::kStopped);
     }
   }
   progress.finish();
-  if (out_of_time) spdlog::info("train.max_time_minutes ({}) reached at step {}", format_number(cfg.train.max_time_minutes), step);
-  summary.steps = step;
+  if (out_of_time) spdlog::info("train.max_time_minutes ({}) reached at step {}", format_number(cfg.train.max_time_minutes), ts.step);
+  summary.steps = ts.step;
   summary.final_train_loss = last_loss;
-  if (!val_data.items.empty()) run_eval(true);
   if (!saved) save_model_dir(model_dir, model, in.tokenizer);  // no validation data, or no finite metric
+  if (last_checkpoint_step != ts.step) write_checkpoint();
   summary.seconds = seconds_since(run_start);
-  if (bad_steps) spdlog::warn("{} updates were skipped for non-finite values", bad_steps);
-  if (summary.evaluated) {
-    spdlog::info("done: {} steps in {}; best exact match {:.2f}, F1 {:.2f} (step {}, by {}); model: {}", step,
+  if (ts.bad_steps) spdlog::warn("{} updates were skipped for non-finite values", ts.bad_steps);
+  if (summary.evaluated || ts.best_step >= 0) {
+    spdlog::info("done: {} steps in {}; best exact match {:.2f}, F1 {:.2f} (step {}, by {}); model: {}", ts.step,
                  format_duration(summary.seconds), summary.best_exact_match, summary.best_f1, summary.best_step,
                  cfg.eval.metric, model_dir);
   } else {
-    spdlog::info("done: {} steps in {}; final training loss {:.4f}; model: {}", step, format_duration(summary.seconds),
+    spdlog::info("done: {} steps in {}; final training loss {:.4f}; model: {}", ts.step, format_duration(summary.seconds),
                  last_loss, model_dir);
   }
   close_log_file();

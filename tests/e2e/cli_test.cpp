@@ -1,66 +1,12 @@
 // End to end: the real qa-train binary trains on a tiny config, then evaluates and predicts with the
 // model it saved; bad inputs fail with one clear line, a documented exit code and no output written.
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include "cli_support.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using namespace qa::e2e;
 
 namespace {
-
-struct RunResult {
-  int code;
-  std::string out, err;
-};
-
-// Runs qa-train with `args` (a shell fragment), capturing stdout and stderr.
-RunResult qa_train(const std::string& args, const fs::path& work) {
-  const auto out = work / "stdout.txt", err = work / "stderr.txt";
-  std::string cmd = "cd '" + work.string() + "' && '" QA_TRAIN_BIN "' " + args + " >'" + out.string() + "' 2>'" +
-                    err.string() + "'";
-  int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-std::vector<json> read_jsonl(const fs::path& p) {
-  std::vector<json> out;
-  std::ifstream in(p);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(json::parse(line));
-  }
-  return out;
-}
-
-std::string last_line(const std::string& s) {
-  auto t = s.substr(0, s.find_last_not_of('\n') + 1);
-  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
-
-// Copies the first n lines; a missing or short source (e.g. demo data not committed) fails loudly here
-// instead of surfacing later as an "empty file" error from qa-train.
-void head_lines(const fs::path& from, const fs::path& to, int n) {
-  std::ifstream in(from);
-  ASSERT_TRUE(in) << "cannot read " << from;
-  std::ofstream out(to);
-  std::string line;
-  int copied = 0;
-  for (; copied < n && std::getline(in, line); ++copied) out << line << "\n";
-  ASSERT_EQ(copied, n) << from << " has fewer than " << n << " lines";
-}
 
 // Writes the fixture's three reference examples as JSONL; returns their reference loss over the file
 // (the token-weighted mean of the per-example losses).
@@ -216,8 +162,8 @@ TEST_F(Cli, FlanT5RecipesExplainAMissingModelAndTrainFromAFolder) {
     EXPECT_EQ(missing.code, 2) << missing.err;
     EXPECT_NE(missing.err.find("huggingface-cli download google/flan-t5-small"), std::string::npos) << missing.err;
     RunResult r = qa_train("--config '" + recipe + "' --set model.init_from='" + (fs::path(QA_FIXTURES) / "hf-flan-tiny").string() +
-                               "' --set data.train=train.jsonl --set data.validation=validation.jsonl"
-                               " --set train.max_steps=2 --set eval.max_examples=4 --set output.dir=recipe-" + size,
+                               "' --set data.train=train.jsonl --set data.validation="
+                               " --set train.max_steps=2 --set runtime.threads=1 --set output.dir=recipe-" + size,
                            work);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(fs::exists(work / ("recipe-" + size) / "model/model.safetensors"));

@@ -66,6 +66,10 @@ struct EvalSection {
 
 struct OutputSection {
   std::string dir = "output";
+  int64_t save_every_steps = 500;  // 0: only at the end (and on a stop signal)
+  int64_t keep_last = 2;           // newest checkpoints kept, besides the best one
+  std::string resume;              // "", "auto" or a checkpoint folder
+  bool overwrite = false;          // a fresh run may delete an earlier run's checkpoints
 };
 
 struct RuntimeSection {

@@ -21,6 +21,7 @@ struct KeySpec {
   KeyKind kind;
   std::string doc;
   std::vector<std::string> choices;  // kEnum
+  std::string keyword;               // kPath: a value kept verbatim instead of resolved ("auto")
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
   bool min_exclusive = false;        // value must be > min (else >= min)

@@ -10,6 +10,9 @@
 
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "qa/config/config.hpp"
@@ -30,6 +33,12 @@ class Optimizer {
 
   // Per parameter, in named_parameters() order: the learning-rate multiplier.
   const std::vector<double>& multipliers() const { return multipliers_; }
+
+  // The state a checkpoint needs to continue bitwise: both moment buffers and the step count
+  // ("exp_avg", "exp_avg_sq": flat fp32 in named_parameters() order; "step": a float64 scalar, exact).
+  std::vector<std::pair<std::string, torch::Tensor>> state() const;
+  // Restores state(); errors name `source` and the tensor (missing, or sized for another model).
+  void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
 
  private:
   TrainSection options_;

@@ -12,6 +12,7 @@ enum class ExitCode : int {
   kFailure = 1,     // runtime failure: I/O error, numerical failure, internal error
   kUsage = 2,       // bad command line or bad config key/value
   kBadInput = 3,    // malformed data file, tokenizer or model folder
+  kStopped = 4,     // stopped by SIGTERM / SIGINT / SIGUSR1 after writing a checkpoint: resume with --resume auto
 };
 
 class Error : public std::runtime_error {

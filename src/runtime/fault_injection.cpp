@@ -1,0 +1,42 @@
+#include "qa/runtime/fault_injection.hpp"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace qa {
+namespace {
+
+struct Fault {
+  std::string point;
+  long count = 1;
+  int sig = SIGKILL;
+};
+
+Fault parse(const char* env) {
+  Fault f;
+  if (!env || !*env) return f;
+  std::string s(env);
+  auto c1 = s.find(':');
+  f.point = s.substr(0, c1);
+  if (c1 == std::string::npos) return f;
+  auto c2 = s.find(':', c1 + 1);
+  f.count = std::strtol(s.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1).c_str(), nullptr, 10);
+  if (c2 != std::string::npos) {
+    const std::string name = s.substr(c2 + 1);
+    f.sig = name == "TERM" ? SIGTERM : name == "INT" ? SIGINT : name == "USR1" ? SIGUSR1 : SIGKILL;
+  }
+  return f;
+}
+
+}  // namespace
+
+void fault_point(const char* point) {
+  static Fault fault = parse(std::getenv("QA_TRAIN_FAULT"));
+  static long hits = 0;
+  if (fault.point.empty() || fault.point != point) return;
+  if (++hits == fault.count) ::raise(fault.sig);
+}
+
+}  // namespace qa

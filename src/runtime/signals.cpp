@@ -1,0 +1,51 @@
+#include "qa/runtime/signals.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <initializer_list>
+
+namespace qa {
+namespace {
+
+std::atomic<int> g_stop{0};
+
+void on_stop_signal(int sig) {
+  // Async-signal-safe only: an atomic store, write(2) and _exit(2).
+  if (sig == SIGINT && g_stop.load() == SIGINT) {
+    static const char msg[] = "\nqa-train: second interrupt: exiting now (checkpoints on disk are untouched)\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    ::_exit(130);
+  }
+  g_stop.store(sig);
+}
+
+}  // namespace
+
+void install_stop_signal_handlers() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaction(sig, &sa, nullptr);
+  signal(SIGXFSZ, SIG_IGN);
+}
+
+int stop_signal() { return g_stop.load(); }
+
+void clear_stop_signal() { g_stop.store(0); }
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "a signal";
+  }
+}
+
+}  // namespace qa
