@@ -230,3 +230,15 @@ TEST_F(FaultTolerance, AFailedWriteIsAClearErrorAndKeepsTheLastGoodCheckpointAnd
     EXPECT_EQ(e.path().filename().string().rfind(".step-", 0), std::string::npos) << e.path();  // no partial folder
   }
 }
+
+TEST_F(FaultTolerance, NonFiniteStepsAreSkippedAndCountedThenTheRunStops) {
+  // A learning rate of 1e30 sends the weights to infinity after the first update.
+  RunResult r = qa_train(args("nan") + " --set train.learning_rate=1e30 --set train.max_grad_norm=0"
+                                       " --set train.max_bad_steps=3 --set data.validation=", work);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("update skipped (1 so far)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("update skipped (3 so far)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("qa-train: error: training diverged: 3 consecutive steps with a non-finite loss or gradient"),
+            std::string::npos)
+      << r.err;
+}

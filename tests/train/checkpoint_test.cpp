@@ -121,6 +121,9 @@ TEST_F(CheckpointTest, ADifferentRunOrADamagedCheckpointIsRefused) {
     EXPECT_NE(std::string(e.what()).find("optimizer.safetensors: checksum mismatch"), std::string::npos) << e.what();
   }
   EXPECT_EQ(find_resumable_checkpoint(out.string()), "");  // the only checkpoint is damaged
+  state.step = 5;  // an older, intact one: resume falls back to it
+  const std::string older = save_checkpoint(out.string(), a, opt_a, tokenizer, state, identity, {});
+  EXPECT_EQ(find_resumable_checkpoint(out.string()), older);
 }
 
 }  // namespace qa
