@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages qa-train needs to build, test and run (only those missing).
 # OpenBLAS (OpenMP flavour, matching LibTorch's libgomp) replaces the 10-25x slower reference BLAS
-# that LibTorch's matrix products use otherwise.
+# that LibTorch's matrix products use otherwise. libgloo-dev: the headers c10d's Gloo backend needs.
 set -euo pipefail
 # Options add what CI needs besides: --fuzz (clang's libFuzzer for tests/fuzz), --container
 # (podman, buildah, debootstrap for tests/container).
 packages=(cmake ninja-build g++ pkg-config libtorch-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
-          libspdlog-dev libgtest-dev libopenblas0-openmp)
+          libspdlog-dev libgtest-dev libopenblas0-openmp libgloo-dev)
 for opt in "$@"; do
   case "$opt" in
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;

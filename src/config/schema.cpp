@@ -168,6 +168,13 @@ std::vector<KeySpec> build_schema() {
       int_key("runtime.threads", QA_REF(runtime.threads), 0, "Intra-op CPU threads (0 = all cores)"),
       enum_key("runtime.log_level", QA_REF(runtime.log_level), {"debug", "info", "warn", "error"},
                "Console and train.log verbosity"),
+      // ---- distributed ------------------------------------------------------------------------------
+      string_key("distributed.master_addr", QA_REF(distributed.master_addr),
+                 "Rendezvous host (rank 0) when the MASTER_ADDR environment variable is not set"),
+      int_key("distributed.master_port", QA_REF(distributed.master_port), 1,
+              "Rendezvous port when MASTER_PORT is not set"),
+      float_key("distributed.timeout_seconds", QA_REF(distributed.timeout_seconds), 0, kInf, true, false,
+                "Longest wait for the other processes (joining, every collective): a rank that died stops the rest"),
   };
 }
 

@@ -42,4 +42,10 @@ std::vector<std::vector<std::size_t>> BatchSampler::epoch_batches(int64_t epoch)
   return batches;
 }
 
+std::vector<std::size_t> rank_share(const std::vector<std::size_t>& batch, int64_t rank, int64_t world) {
+  const auto n = static_cast<int64_t>(batch.size());
+  const int64_t begin = rank * n / world, end = (rank + 1) * n / world;
+  return {batch.begin() + begin, batch.begin() + end};
+}
+
 }  // namespace qa

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -18,9 +19,11 @@
 #include "qa/log/progress.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/fault_injection.hpp"
+#include "qa/runtime/process_layout.hpp"
 #include "qa/runtime/signals.hpp"
 #include "qa/train/checkpoint.hpp"
 #include "qa/train/checkpoint_store.hpp"
+#include "qa/train/data_parallel.hpp"
 #include "qa/train/lr_schedule.hpp"
 #include "qa/train/optimizer.hpp"
 #include "qa/train/train_step.hpp"
@@ -103,14 +106,15 @@ Inputs read_inputs(const Config& cfg, int threads, const std::string& resume_dir
 }
 
 // What a resumed run must share with the checkpoint's run for "continue" to mean anything: the
-// training data (checksum) and everything that decides the batch order and contents.
-RunIdentity run_identity(const Config& cfg) {
+// training data (checksum) and everything that decides the batch order and contents. The global batch
+// (not the per-process one) matters: a checkpoint of 2 processes x 8 resumes as 1 process x 16.
+RunIdentity run_identity(const Config& cfg, int64_t world_size) {
   const FileChecksum data = crc32c_file(cfg.data.train);
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", data.crc);
   return {{"data.train (size and CRC-32C)", std::to_string(data.bytes) + " bytes, " + crc},
           {"train.seed", cfg.train.seed},
-          {"train.batch_size", cfg.train.batch_size},
+          {"global batch (train.batch_size x processes)", cfg.train.batch_size * world_size},
           {"train.grad_accum_steps", cfg.train.grad_accum_steps},
           {"data.group_by_length", cfg.data.group_by_length},
           {"data.max_source_length", cfg.data.max_source_length},
@@ -178,12 +182,53 @@ json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr
 
 }  // namespace
 
+// Data-parallel evaluation: rank r evaluates examples r, r + world, ... of the evaluated range; loss
+// and scores are summed over ranks, so every rank gets the metrics of the whole range.
+EvalResult sharded_evaluate(T5Model& model, const EncodedDataset& data, const std::vector<QAExample>& examples,
+                            const Tokenizer& tokenizer, EvalOptions opts, const torch::Device& device, DataParallel& dp,
+                            const ProcessLayout& layout) {
+  std::size_t n = data.items.size();
+  if (opts.max_examples > 0) n = std::min(n, opts.max_examples);
+  EncodedDataset shard;
+  std::vector<QAExample> shard_examples;
+  for (std::size_t i = static_cast<std::size_t>(layout.rank); i < n; i += static_cast<std::size_t>(layout.world_size)) {
+    shard.items.push_back(data.items[i]);
+    shard_examples.push_back(examples[i]);
+  }
+  opts.max_examples = 0;
+  EvalResult local;
+  if (!shard.items.empty()) local = evaluate(model, shard, shard_examples, tokenizer, opts, device);
+  const double count = static_cast<double>(shard.items.size());
+  const double tokens = static_cast<double>(local.target_tokens);
+  auto sums = torch::tensor({std::isfinite(local.loss) ? local.loss * tokens : 0.0, tokens,
+                             std::isfinite(local.exact_match) ? local.exact_match * count : 0.0,
+                             std::isfinite(local.f1) ? local.f1 * count : 0.0, count},
+                            torch::kDouble)
+                  .to(device);
+  dp.all_reduce_sum(sums);
+  auto s = sums.to(torch::kCPU);
+  EvalResult r;
+  r.examples = static_cast<std::size_t>(s[4].item<double>());
+  r.target_tokens = static_cast<int64_t>(s[1].item<double>());
+  if (r.target_tokens > 0) r.loss = s[0].item<double>() / s[1].item<double>();
+  if (r.examples > 0) {
+    r.exact_match = s[2].item<double>() / s[4].item<double>();
+    r.f1 = s[3].item<double>() / s[4].item<double>();
+  }
+  r.seconds = local.seconds;
+  return r;
+}
+
 TrainSummary train(const Config& cfg) {
   const auto run_start = Clock::now();
   const int threads = configure_threads(cfg.runtime.threads);
+  const ProcessLayout layout = detect_process_layout(cfg.distributed.master_addr, cfg.distributed.master_port);
+  const bool is_main = layout.is_main();  // only rank 0 writes logs, checkpoints and the model
+  if (!is_main) spdlog::set_level(spdlog::level::warn);
+  if (layout.distributed()) spdlog::info("distributed: {}", layout.describe());
   const std::string resume_dir = resume_source(cfg);
   Inputs in = read_inputs(cfg, threads, resume_dir);
-  const RunIdentity identity = run_identity(cfg);
+  const RunIdentity identity = run_identity(cfg, layout.world_size);
 
   // Only now, with every input checked, touch the output folder.
   namespace fs = std::filesystem;
@@ -191,20 +236,29 @@ TrainSummary train(const Config& cfg) {
   const std::string logs_dir = (fs::path(out_dir) / "logs").string();
   const std::string model_dir = (fs::path(out_dir) / "model").string();
   const std::string metrics_path = (fs::path(logs_dir) / "metrics.jsonl").string();
-  ensure_writable_dir(logs_dir, "output.dir");
-  add_log_file((fs::path(logs_dir) / "train.log").string());
-  log_free_space(out_dir);
   Config effective = cfg;
   effective.model.t5.vocab_size = in.model.vocab_size;
-  write_file_atomic((fs::path(logs_dir) / "config.json").string(), effective.to_json().dump(2) + "\n");
-  if (resume_dir.empty() && cfg.output.overwrite) {
+  if (is_main) {
+    ensure_writable_dir(logs_dir, "output.dir");
+    add_log_file((fs::path(logs_dir) / "train.log").string());
+    log_free_space(out_dir);
+    write_file_atomic((fs::path(logs_dir) / "config.json").string(), effective.to_json().dump(2) + "\n");
+  }
+  if (is_main && resume_dir.empty() && cfg.output.overwrite) {
     // Only on request: the checkpoints of an earlier run in this output folder.
     std::error_code ec;
     fs::remove_all(checkpoints_root(out_dir), ec);
   }
 
   const std::string device_name = resolve_device(cfg.runtime.device);
-  const torch::Device device(device_name);
+  // One GPU per local rank.
+  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(layout.local_rank))
+                                                     : torch::Device(torch::kCPU);
+  DataParallel dp;
+  if (layout.distributed()) {
+    dp = DataParallel(layout, device, cfg.distributed.timeout_seconds);
+    spdlog::info("distributed: {} processes joined, {} backend", layout.world_size, dp.backend());
+  }
   const bool bf16 = cfg.train.precision == "bf16";
   spdlog::info("runtime: {} on {}{}, {} intra-op threads, precision {}{}", torch_version(), device_name,
                cfg.runtime.device == "auto" && device_name == "cpu" ? " (auto: no CUDA device)" : "", threads,
@@ -228,18 +282,25 @@ TrainSummary train(const Config& cfg) {
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params);
   Optimizer optimizer(model, cfg.train);
-  torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1);  // dropout stream, independent of init
+  // Dropout stream, independent of init; each rank its own (rank 0's equals a single process's).
+  torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank));
 
   TrainerState ts;
   if (!resume_dir.empty()) {
     ts = load_checkpoint(resume_dir, model, optimizer, identity);  // weights, moments, RNG, position
-    rewind_metrics_log(metrics_path, ts.step);
+    // The checkpoint holds rank 0's generator; the others continue on their own seeded streams.
+    if (!is_main) torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank) + 7919u * static_cast<uint64_t>(ts.step));
+    if (is_main) rewind_metrics_log(metrics_path, ts.step);
     spdlog::info("resume: continuing from {} (step {}, epoch {}, micro-batch {} of that epoch)", resume_dir, ts.step,
                  ts.epoch, ts.position);
   }
-  MetricsLog metrics(metrics_path, /*append=*/!resume_dir.empty());
+  std::unique_ptr<MetricsLog> metrics_file =
+      is_main ? std::make_unique<MetricsLog>(metrics_path, /*append=*/!resume_dir.empty()) : std::make_unique<MetricsLog>();
+  MetricsLog& metrics = *metrics_file;  // not open on ranks other than 0: writes are no-ops
+  dp.broadcast(optimizer.flat_parameters());  // every rank starts from rank 0's weights
 
-  const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size);
+  // The sampler deals global batches (per-process batch x processes); each rank takes its share.
+  const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size * layout.world_size);
   const auto seed = static_cast<uint64_t>(cfg.train.seed);
   const BatchSampler sampler = [&] {
     if (!cfg.data.group_by_length) return BatchSampler(train_data.items.size(), batch_size, seed, /*shuffle=*/true);
@@ -285,7 +346,8 @@ TrainSummary train(const Config& cfg) {
     progress.clear();
     EvalOptions opts = eval_opts;
     if (!final_eval && cfg.eval.max_examples > 0) opts.max_examples = static_cast<std::size_t>(cfg.eval.max_examples);
-    EvalResult r = evaluate(model, val_data, in.validation, in.tokenizer, opts, device);
+    EvalResult r = dp.active() ? sharded_evaluate(model, val_data, in.validation, in.tokenizer, opts, device, dp, layout)
+                               : evaluate(model, val_data, in.validation, in.tokenizer, opts, device);
     summary.evaluated = true;
     const double m = metric_of(cfg.eval.metric, r);
     const bool better = is_better(cfg.eval.metric, m, ts.best_metric);
@@ -306,20 +368,20 @@ TrainSummary train(const Config& cfg) {
       summary.best_exact_match = r.exact_match;
       summary.best_f1 = r.f1;
       summary.best_eval_loss = r.loss;
-      save_model_dir(model_dir, model, in.tokenizer);
+      if (is_main) save_model_dir(model_dir, model, in.tokenizer);
       saved = true;
     }
     return better;
   };
 
   auto write_checkpoint = [&] {
+    last_checkpoint_step = ts.step;
+    if (!is_main) return;
     progress.clear();
     const auto t0 = Clock::now();
     const std::string dir = save_checkpoint(out_dir, model, optimizer, in.tokenizer, ts, identity, effective.to_json());
     prune_checkpoints(out_dir, cfg.output.keep_last, ts.best_step);
-    last_checkpoint_step = ts.step;
     spdlog::info("checkpoint: {} ({:.1f}s)", dir, seconds_since(t0));
-    return dir;
   };
 
   const auto train_start = Clock::now();
@@ -333,17 +395,39 @@ TrainSummary train(const Config& cfg) {
     }
     // One optimizer step: up to `accum` micro-batches of this epoch, loss normalised by their total
     // target tokens so that accumulation equals one large batch exactly.
-    std::vector<const std::vector<std::size_t>*> micro;
-    while (static_cast<int64_t>(micro.size()) < accum && ts.position < static_cast<int64_t>(epoch_batches.size())) {
-      micro.push_back(&epoch_batches[static_cast<std::size_t>(ts.position++)]);
+    std::vector<std::vector<std::size_t>> shares;
+    while (static_cast<int64_t>(shares.size()) < accum && ts.position < static_cast<int64_t>(epoch_batches.size())) {
+      shares.push_back(rank_share(epoch_batches[static_cast<std::size_t>(ts.position++)], layout.rank, layout.world_size));
     }
+    std::vector<const std::vector<std::size_t>*> micro;
+    for (const auto& m : shares) micro.push_back(&m);
     ++ts.step;
-    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16);
-    const int64_t step_tokens = totals.target_tokens;
-    const int64_t all_tokens = totals.source_tokens + totals.target_tokens;
-    const torch::Tensor& loss_sum = totals.loss_sum;
+    // The loss is normalised by the target tokens of the global batch, so that the sum of the ranks'
+    // gradients is the gradient of the whole batch.
+    int64_t step_tokens = count_target_tokens(train_data, micro);
+    if (dp.active()) {
+      auto t = torch::tensor({static_cast<double>(step_tokens)}, torch::kDouble).to(device);
+      dp.all_reduce_sum(t);
+      step_tokens = static_cast<int64_t>(t.item<double>());
+    }
+    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16, step_tokens);
+    double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
+           step_padded = static_cast<double>(totals.padded_tokens);
+    if (dp.active()) {
+      dp.all_reduce_sum(optimizer.flat_gradients());
+      auto stats = torch::stack({totals.loss_sum.to(torch::kDouble), torch::tensor(step_source_tokens, torch::kDouble).to(device),
+                                 torch::tensor(step_padded, torch::kDouble).to(device)});
+      dp.all_reduce_sum(stats);
+      auto cpu = stats.to(torch::kCPU);
+      step_loss_sum = cpu[0].item<double>();
+      step_source_tokens = cpu[1].item<double>();
+      step_padded = cpu[2].item<double>();
+    } else {
+      step_loss_sum = totals.loss_sum.item<double>();
+    }
+    const double all_tokens = step_source_tokens + static_cast<double>(step_tokens);
     const double grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
-    const double step_loss = loss_sum.item<double>() / static_cast<double>(step_tokens);
+    const double step_loss = step_loss_sum / static_cast<double>(step_tokens);
     const double lr = schedule.at(ts.step);
     if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
       // Skip the update rather than poison the weights; give up if it keeps happening.
@@ -362,14 +446,19 @@ TrainSummary train(const Config& cfg) {
     }
     optimizer.zero_grad();
 
-    window_loss_sum += loss_sum.item<double>();
+    window_loss_sum += step_loss_sum;
     window_tokens += static_cast<double>(step_tokens);
-    window_all_tokens += static_cast<double>(all_tokens);
-    window_padded_tokens += static_cast<double>(totals.padded_tokens);
+    window_all_tokens += all_tokens;
+    window_padded_tokens += step_padded;
     last_lr = lr;
     last_grad_norm = grad_norm;
     const double elapsed = seconds_since(train_start);
     out_of_time = cfg.train.max_time_minutes > 0 && seconds_since(run_start) >= cfg.train.max_time_minutes * 60;
+    if (dp.active()) {  // the ranks' clocks differ: stop together when any of them is out of time
+      auto t = torch::tensor({out_of_time ? 1.0 : 0.0}, torch::kDouble).to(device);
+      dp.all_reduce_max(t);
+      out_of_time = t.item<double>() > 0;
+    }
     const bool last = ts.step == total_steps || out_of_time;
     if (ts.step % cfg.train.log_every_steps == 0 || last) {
       const double window_sec = seconds_since(window_start);
@@ -397,7 +486,12 @@ TrainSummary train(const Config& cfg) {
         new_best = run_eval(false);
       }
     }
-    const int stop = stop_signal();
+    int stop = stop_signal();
+    if (dp.active()) {  // a signal reaches the ranks at different moments: stop together, at this step
+      auto t = torch::tensor({static_cast<double>(stop)}, torch::kDouble).to(device);
+      dp.all_reduce_max(t);
+      stop = static_cast<int>(t.item<double>());
+    }
     const bool periodic = cfg.output.save_every_steps > 0 && ts.step % cfg.output.save_every_steps == 0;
     if (periodic || new_best || last || stop) write_checkpoint();
     if (stop) {
@@ -414,7 +508,7 @@ TrainSummary train(const Config& cfg) {
   if (out_of_time) spdlog::info("train.max_time_minutes ({}) reached at step {}", format_number(cfg.train.max_time_minutes), ts.step);
   summary.steps = ts.step;
   summary.final_train_loss = last_loss;
-  if (!saved) save_model_dir(model_dir, model, in.tokenizer);  // no validation data, or no finite metric
+  if (!saved && is_main) save_model_dir(model_dir, model, in.tokenizer);  // no validation data, or no finite metric
   if (last_checkpoint_step != ts.step) write_checkpoint();
   summary.seconds = seconds_since(run_start);
   if (ts.bad_steps) spdlog::warn("{} updates were skipped for non-finite values", ts.bad_steps);

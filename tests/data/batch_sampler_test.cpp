@@ -72,4 +72,31 @@ TEST(BatchSampler, LengthGroupingCoversEveryExampleWithLittlePadding) {
   }));
 }
 
+// With the global batches of an epoch split across ranks, every example is used exactly once per
+// epoch for world sizes 1, 2 and 3 (also when the last batch is smaller than the world).
+TEST(BatchSampler, RankSharesCoverEveryExampleOncePerEpoch) {
+  for (int64_t world : {1, 2, 3}) {
+    for (bool grouped : {false, true}) {
+      std::vector<std::size_t> lengths(103);
+      for (std::size_t i = 0; i < lengths.size(); ++i) lengths[i] = (i * 37) % 50;
+      BatchSampler s = grouped ? BatchSampler(lengths, 8, 5, 4) : BatchSampler(lengths.size(), 8, 5, true);
+      for (int64_t epoch : {0, 1}) {
+        std::vector<int> seen(lengths.size(), 0);
+        for (const auto& batch : s.epoch_batches(epoch)) {
+          std::size_t total = 0;
+          for (int64_t r = 0; r < world; ++r) {
+            auto share = rank_share(batch, r, world);
+            EXPECT_LE(share.size(), (batch.size() + static_cast<std::size_t>(world) - 1) / static_cast<std::size_t>(world));
+            total += share.size();
+            for (auto i : share) ++seen[i];
+          }
+          EXPECT_EQ(total, batch.size());
+        }
+        for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 1) << "world " << world << " example " << i;
+      }
+    }
+  }
+  EXPECT_TRUE(rank_share({4}, 1, 2).size() == 1 && rank_share({4}, 0, 2).empty());  // a share may be empty
+}
+
 }  // namespace qa

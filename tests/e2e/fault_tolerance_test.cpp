@@ -187,7 +187,7 @@ TEST_F(FaultTolerance, ResumingWithAnotherArchitectureOrDatasetIsAnError) {
   EXPECT_NE(data.err.find("was saved with data.train"), std::string::npos) << data.err;
   RunResult order = qa_train(args("changed") + " --resume auto --set train.batch_size=4", work);
   EXPECT_EQ(order.code, 2);
-  EXPECT_NE(order.err.find("train.batch_size = 8, this run has 4"), std::string::npos) << order.err;
+  EXPECT_NE(order.err.find("global batch (train.batch_size x processes) = 8, this run has 4"), std::string::npos) << order.err;
 }
 
 TEST_F(FaultTolerance, AFreshRunDoesNotSilentlyReplaceAnEarlierRunsCheckpoints) {

@@ -78,6 +78,13 @@ struct RuntimeSection {
   std::string log_level = "info";
 };
 
+// Data-parallel runs (several processes, see runtime/process_layout.hpp): rendezvous and timeouts.
+struct DistributedSection {
+  std::string master_addr;     // used when MASTER_ADDR is not set
+  int64_t master_port = 29500; // used when MASTER_PORT is not set
+  double timeout_seconds = 600;  // joining, and every collective: a dead rank stops the others after this
+};
+
 struct Config {
   ModelSection model;
   TokenizerSection tokenizer;
@@ -85,6 +92,7 @@ struct Config {
   TrainSection train;
   EvalSection eval;
   OutputSection output;
+  DistributedSection distributed;
   RuntimeSection runtime;
 
   std::string source = "<defaults>";  // where it was loaded from, for error messages

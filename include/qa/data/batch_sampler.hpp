@@ -31,4 +31,9 @@ class BatchSampler {
   std::size_t group_batches_ = 0;
 };
 
+// Data parallelism: rank `rank` of `world` takes this contiguous share of a global micro-batch
+// (sizes differ by at most one; a share may be empty). The shares of all ranks partition the batch,
+// so every example is used exactly once per epoch whatever the world size.
+std::vector<std::size_t> rank_share(const std::vector<std::size_t>& batch, int64_t rank, int64_t world);
+
 }  // namespace qa

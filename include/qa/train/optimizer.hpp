@@ -31,6 +31,11 @@ class Optimizer {
   void step(double lr);
   void zero_grad() { grads_.zero_(); }
 
+  // The flat buffers the model's parameters and gradients are views of (data parallelism broadcasts
+  // the first and all-reduces the second in a few large calls).
+  const torch::Tensor& flat_parameters() const { return params_; }
+  const torch::Tensor& flat_gradients() const { return grads_; }
+
   // Per parameter, in named_parameters() order: the learning-rate multiplier.
   const std::vector<double>& multipliers() const { return multipliers_; }
 

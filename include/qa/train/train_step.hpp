@@ -21,8 +21,14 @@ struct StepTotals {
 // Accumulates into the parameters' gradients the gradient of
 //   sum over all micro-batches of token cross-entropy / (target tokens of all micro-batches),
 // so that any split of a batch into micro-batches gives the gradient of the whole batch.
+// `normalizer` > 0 replaces the local token count (data parallelism: the target tokens of the global
+// batch, so that summing the ranks' gradients gives the gradient of the whole batch). Empty
+// micro-batches (a rank's share of a short last batch) are skipped.
 StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const std::vector<const std::vector<std::size_t>*>& micro_batches,
-                                const torch::Device& device, bool bf16);
+                                const torch::Device& device, bool bf16, int64_t normalizer = 0);
+
+// Target tokens of the micro-batches (EOS included): the loss normaliser.
+int64_t count_target_tokens(const EncodedDataset& data, const std::vector<const std::vector<std::size_t>*>& micro_batches);
 
 }  // namespace qa

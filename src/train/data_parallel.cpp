@@ -1,0 +1,166 @@
+#include "qa/train/data_parallel.hpp"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "qa/util/error.hpp"
+
+namespace qa {
+
+struct DataParallel::Impl {
+  ProcessLayout layout;
+  std::chrono::milliseconds timeout{0};
+  std::string backend;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+};
+
+namespace {
+
+[[noreturn]] void rethrow(const std::string& what, const std::exception& e) {
+  // c10d's messages can be long (stack traces): the first line says what happened.
+  std::string msg = e.what();
+  msg = msg.substr(0, msg.find('\n'));
+  throw Error("distributed " + what + " failed: " + msg +
+              " (a rank stopped or never joined? see distributed.timeout_seconds)");
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout, const char* what) {
+  try {
+    work->wait(timeout);
+  } catch (const std::exception& e) {
+    rethrow(what, e);
+  }
+}
+
+}  // namespace
+
+DataParallel::DataParallel() = default;
+DataParallel::~DataParallel() = default;
+DataParallel::DataParallel(DataParallel&&) noexcept = default;
+DataParallel& DataParallel::operator=(DataParallel&&) noexcept = default;
+
+DataParallel::DataParallel(const ProcessLayout& layout, const torch::Device& device, double timeout_seconds)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->layout = layout;
+  impl_->timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  try {
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<std::uint16_t>(layout.master_port);
+    opts.isServer = layout.rank == 0;
+    opts.numWorkers = static_cast<std::size_t>(layout.world_size);
+    opts.waitWorkers = true;  // rank 0 waits for everyone: a rank that never comes is a timeout
+    opts.timeout = impl_->timeout;
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(layout.master_addr, opts);
+  } catch (const std::exception& e) {
+    rethrow("rendezvous at " + layout.master_addr + ":" + std::to_string(layout.master_port), e);
+  }
+  try {
+#ifdef USE_C10D_NCCL
+    if (device.is_cuda()) {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = impl_->timeout;
+      impl_->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, static_cast<int>(layout.rank),
+                                                                 static_cast<int>(layout.world_size), options);
+      impl_->backend = "nccl";
+    }
+#endif
+    if (!impl_->group) {
+      auto options = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
+      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      const bool loopback = layout.master_addr == "localhost" || layout.master_addr.rfind("127.", 0) == 0;
+      options->devices.push_back(ifname && *ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                                 : loopback      ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                                 : c10d::ProcessGroupGloo::createDefaultDevice());
+      impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, static_cast<int>(layout.rank),
+                                                                 static_cast<int>(layout.world_size), options);
+      impl_->backend = "gloo";
+      if (device.is_cuda()) spdlog::warn("distributed: this LibTorch has no NCCL; using Gloo for CUDA tensors");
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    throw Error("distributed: not all " + std::to_string(layout.world_size) + " processes joined at " + layout.master_addr +
+                ":" + std::to_string(layout.master_port) + " within distributed.timeout_seconds (" +
+                std::to_string(impl_->timeout.count() / 1000) + " s): " + msg.substr(0, msg.find('\n')));
+  }
+}
+
+const std::string& DataParallel::backend() const {
+  static const std::string none = "none";
+  return impl_ ? impl_->backend : none;
+}
+
+void DataParallel::broadcast(const torch::Tensor& tensor) {
+  if (!impl_) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::BroadcastOptions opts;
+  opts.rootRank = 0;
+  opts.timeout = impl_->timeout;
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->group->broadcast(t, opts);
+  } catch (const std::exception& e) {
+    rethrow("broadcast", e);
+  }
+  wait(work, impl_->timeout, "broadcast");
+}
+
+void DataParallel::all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_bytes) {
+  if (!impl_) return;
+  const int64_t n = tensor.numel();
+  const int64_t per_bucket = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(tensor.element_size()));
+  auto flat = tensor.view({-1});  // a view: the reduction lands in `tensor`
+  std::vector<std::vector<at::Tensor>> buckets;
+  for (int64_t off = 0; off < n; off += per_bucket) buckets.push_back({flat.narrow(0, off, std::min(per_bucket, n - off))});
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  opts.timeout = impl_->timeout;
+  try {
+    for (auto& b : buckets) works.push_back(impl_->group->allreduce(b, opts));
+  } catch (const std::exception& e) {
+    rethrow("all-reduce", e);
+  }
+  for (auto& w : works) wait(w, impl_->timeout, "all-reduce");
+}
+
+void DataParallel::all_reduce_max(const torch::Tensor& tensor) {
+  if (!impl_) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::MAX;
+  opts.timeout = impl_->timeout;
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->group->allreduce(t, opts);
+  } catch (const std::exception& e) {
+    rethrow("all-reduce", e);
+  }
+  wait(work, impl_->timeout, "all-reduce");
+}
+
+void DataParallel::barrier() {
+  if (!impl_) return;
+  c10d::BarrierOptions opts;
+  opts.timeout = impl_->timeout;
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = impl_->group->barrier(opts);
+  } catch (const std::exception& e) {
+    rethrow("barrier", e);
+  }
+  wait(work, impl_->timeout, "barrier");
+}
+
+}  // namespace qa
