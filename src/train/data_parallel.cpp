@@ -5,6 +5,8 @@
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#define QA_COMPAT_C10D
+#include "qa/runtime/torch_compat.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -21,7 +23,7 @@ struct DataParallel::Impl {
   std::chrono::milliseconds timeout{0};
   std::string backend;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<compat::CollectiveGroup> group;
 };
 
 namespace {

@@ -68,3 +68,16 @@ class AutocastScope {
 };
 
 }  // namespace qa::compat
+
+// c10d (only where data_parallel.cpp includes its headers first): LibTorch 2.x splits the process
+// group into a front end and per-backend `Backend` objects; Gloo and NCCL groups are Backends there,
+// ProcessGroups in 1.13. Both have the collectives qa-train calls.
+#ifdef QA_COMPAT_C10D
+namespace qa::compat {
+#if QA_TORCH_VERSION_AT_LEAST(2, 0)
+using CollectiveGroup = c10d::Backend;
+#else
+using CollectiveGroup = c10d::ProcessGroup;
+#endif
+}  // namespace qa::compat
+#endif
