@@ -1,5 +1,7 @@
 #include "qa/data/encoded_dataset.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include "qa/data/source_template.hpp"
@@ -37,6 +39,24 @@ EncodedDataset encode_dataset(const std::vector<QAExample>& examples, const Toke
   }
   st.examples = out.items.size();
   return out;
+}
+
+nlohmann::json dataset_summary(const EncodedDataset& data) {
+  std::vector<std::size_t> answer_lengths;
+  for (const auto& e : data.items) {
+    if (answer_lengths.size() <= e.target.size()) answer_lengths.resize(e.target.size() + 1, 0);
+    ++answer_lengths[e.target.size()];
+  }
+  const auto& s = data.stats;
+  const double n = s.examples ? static_cast<double>(s.examples) : 1.0;
+  return {{"examples", s.examples},
+          {"truncated_sources", s.truncated_sources},
+          {"truncated_targets", s.truncated_targets},
+          {"mean_source_tokens", static_cast<double>(s.source_tokens) / n},
+          {"mean_target_tokens", static_cast<double>(s.target_tokens) / n},
+          {"max_source_tokens", s.max_source_length},
+          {"max_target_tokens", s.max_target_length},
+          {"answer_lengths", answer_lengths}};
 }
 
 }  // namespace qa

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <thread>
@@ -55,5 +56,11 @@ std::string blas_hint() {
 }
 
 std::string torch_version() { return std::string("LibTorch ") + TORCH_VERSION; }
+
+double peak_rss_mb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
 
 }  // namespace qa

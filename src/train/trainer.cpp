@@ -271,6 +271,10 @@ TrainSummary train(const Config& cfg) {
   const EncodedDataset val_data = encode_dataset(in.validation, in.tokenizer, enc);
   log_encoding("train", train_data.stats, cfg.data);
   log_encoding("validation", val_data.stats, cfg.data);
+  if (is_main) {  // for the report: sizes, truncations, answer lengths
+    write_file_atomic((fs::path(logs_dir) / "data_stats.json").string(),
+                      json{{"train", dataset_summary(train_data)}, {"validation", dataset_summary(val_data)}}.dump(2) + "\n");
+  }
 
   T5Model model = in.pretrained ? in.pretrained : T5Model(in.model);
   if (!in.pretrained && resume_dir.empty()) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
@@ -356,8 +360,16 @@ TrainSummary train(const Config& cfg) {
     metrics.write({{"event", "eval"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", number_or_null(last_loss)},
                    {"lr", last_lr}, {"tokens_per_sec", last_tokens_per_sec}, {"eval_loss", number_or_null(r.loss)},
                    {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
-                   {"eval_examples", r.examples}, {"eval_seconds", r.seconds},
+                   {"eval_examples", r.examples}, {"eval_seconds", r.seconds}, {"peak_rss_mb", peak_rss_mb()},
                    {"elapsed_sec", seconds_since(run_start)}});
+    if (is_main && !r.predictions.empty()) {  // a few answers next to the gold ones, for the report
+      std::string lines;
+      for (std::size_t i = 0; i < std::min<std::size_t>(r.predictions.size(), 20); ++i) {
+        lines += json{{"step", ts.step}, {"question", in.validation[i].question}, {"prediction", r.predictions[i]},
+                      {"answers", in.validation[i].answers}}.dump() + "\n";
+      }
+      write_file_atomic((fs::path(logs_dir) / "predictions.jsonl").string(), lines);
+    }
     if (better) {
       ts.best_metric = m;
       ts.best_step = ts.step;
@@ -467,7 +479,7 @@ TrainSummary train(const Config& cfg) {
       metrics.write({{"event", "train"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", last_loss}, {"lr", lr},
                      {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
                      {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
-                     {"elapsed_sec", seconds_since(run_start)}});
+                     {"peak_rss_mb", peak_rss_mb()}, {"elapsed_sec", seconds_since(run_start)}});
       if (!progress.active()) {
         spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", ts.step, total_steps,
                      ts.epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);

@@ -1,6 +1,7 @@
 #include "qa/data/encoded_dataset.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "qa/data/source_template.hpp"
 #include "qa/tokenizer/tokenizer.hpp"
@@ -33,6 +34,12 @@ TEST(EncodedDataset, AppendsEosTruncatesAndCounts) {
   EXPECT_EQ(d.stats.truncated_targets, 1u);
   EXPECT_EQ(d.stats.max_source_length, 48u);
   EXPECT_EQ(d.stats.source_tokens, 88u);
+  // The summary for logs/data_stats.json: answer lengths 2 and 4 tokens (EOS included).
+  auto summary = dataset_summary(d);
+  EXPECT_EQ(summary["examples"], 2);
+  EXPECT_EQ(summary["truncated_targets"], 1);
+  EXPECT_EQ(summary["answer_lengths"], nlohmann::json({0, 0, 1, 0, 1}));
+  EXPECT_DOUBLE_EQ(summary["mean_source_tokens"].get<double>(), 44.0);
 }
 
 }  // namespace qa

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "qa/data/qa_example.hpp"
 
 namespace qa {
@@ -41,5 +43,9 @@ struct EncodedDataset {
 
 EncodedDataset encode_dataset(const std::vector<QAExample>& examples, const Tokenizer& tokenizer,
                               const EncodeOptions& options);
+
+// For logs/data_stats.json: examples, truncation counts, mean lengths, and the histogram of target
+// (answer) lengths in tokens, EOS included (index = length).
+nlohmann::json dataset_summary(const EncodedDataset& data);
 
 }  // namespace qa

@@ -21,4 +21,7 @@ std::string blas_hint();
 // "LibTorch 1.13.0".
 std::string torch_version();
 
+// Peak resident memory of this process so far, in MiB (getrusage).
+double peak_rss_mb();
+
 }  // namespace qa
