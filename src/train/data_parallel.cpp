@@ -9,6 +9,7 @@
 #include "qa/runtime/torch_compat.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <cstdlib>
 #include <vector>
 
@@ -24,6 +25,8 @@ struct DataParallel::Impl {
   std::string backend;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<compat::CollectiveGroup> group;
+  std::mutex pending_mutex;
+  std::vector<c10::intrusive_ptr<c10d::Work>> pending;
 };
 
 namespace {
@@ -133,6 +136,30 @@ void DataParallel::all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_by
     for (auto& b : buckets) works.push_back(impl_->group->allreduce(b, opts));
   } catch (const std::exception& e) {
     rethrow("all-reduce", e);
+  }
+  for (auto& w : works) wait(w, impl_->timeout, "all-reduce");
+}
+
+void DataParallel::start_all_reduce_sum(const torch::Tensor& tensor) {
+  if (!impl_) return;
+  std::vector<at::Tensor> t{tensor};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  opts.timeout = impl_->timeout;
+  std::lock_guard<std::mutex> lock(impl_->pending_mutex);
+  try {
+    impl_->pending.push_back(impl_->group->allreduce(t, opts));
+  } catch (const std::exception& e) {
+    rethrow("all-reduce", e);
+  }
+}
+
+void DataParallel::wait_pending() {
+  if (!impl_) return;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  {
+    std::lock_guard<std::mutex> lock(impl_->pending_mutex);
+    works.swap(impl_->pending);
   }
   for (auto& w : works) wait(w, impl_->timeout, "all-reduce");
 }

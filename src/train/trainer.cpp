@@ -24,6 +24,7 @@
 #include "qa/train/checkpoint.hpp"
 #include "qa/train/checkpoint_store.hpp"
 #include "qa/train/data_parallel.hpp"
+#include "qa/train/gradient_sync.hpp"
 #include "qa/train/lr_schedule.hpp"
 #include "qa/train/optimizer.hpp"
 #include "qa/train/train_step.hpp"
@@ -302,6 +303,11 @@ TrainSummary train(const Config& cfg) {
       is_main ? std::make_unique<MetricsLog>(metrics_path, /*append=*/!resume_dir.empty()) : std::make_unique<MetricsLog>();
   MetricsLog& metrics = *metrics_file;  // not open on ranks other than 0: writes are no-ops
   dp.broadcast(optimizer.flat_parameters());  // every rank starts from rank 0's weights
+  std::unique_ptr<GradientSync> grad_sync;
+  if (dp.active()) {
+    grad_sync = std::make_unique<GradientSync>(dp, model, optimizer.flat_gradients());
+    spdlog::info("distributed: gradients summed in {} buckets during the backward pass", grad_sync->buckets());
+  }
 
   // The sampler deals global batches (per-process batch x processes); each rank takes its share.
   const auto batch_size = static_cast<std::size_t>(cfg.train.batch_size * layout.world_size);
@@ -422,11 +428,13 @@ TrainSummary train(const Config& cfg) {
       dp.all_reduce_sum(t);
       step_tokens = static_cast<int64_t>(t.item<double>());
     }
-    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16, step_tokens);
+    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16, step_tokens, [&] {
+      if (grad_sync) grad_sync->arm();
+    });
     double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
            step_padded = static_cast<double>(totals.padded_tokens);
     if (dp.active()) {
-      dp.all_reduce_sum(optimizer.flat_gradients());
+      grad_sync->finish();  // most buckets were summed while the backward pass ran
       auto stats = torch::stack({totals.loss_sum.to(torch::kDouble), torch::tensor(step_source_tokens, torch::kDouble).to(device),
                                  torch::tensor(step_padded, torch::kDouble).to(device)});
       dp.all_reduce_sum(stats);

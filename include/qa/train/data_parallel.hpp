@@ -31,6 +31,10 @@ class DataParallel {
   // at most `bucket_bytes`, all in flight at once, instead of one call per parameter.
   void all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_bytes = 25 << 20);
   void all_reduce_max(const torch::Tensor& tensor);
+  // Starts an in-place sum over ranks of a contiguous tensor and returns at once (thread-safe: the
+  // backward pass calls it); wait_pending() waits for every sum started so far.
+  void start_all_reduce_sum(const torch::Tensor& tensor);
+  void wait_pending();
   void barrier();
 
  private:

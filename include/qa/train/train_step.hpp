@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "qa/data/encoded_dataset.hpp"
@@ -24,9 +25,12 @@ struct StepTotals {
 // `normalizer` > 0 replaces the local token count (data parallelism: the target tokens of the global
 // batch, so that summing the ranks' gradients gives the gradient of the whole batch). Empty
 // micro-batches (a rank's share of a short last batch) are skipped.
+// `before_last_backward` runs right before the backward pass of the last non-empty micro-batch (data
+// parallelism arms the gradient all-reduce there).
 StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const std::vector<const std::vector<std::size_t>*>& micro_batches,
-                                const torch::Device& device, bool bf16, int64_t normalizer = 0);
+                                const torch::Device& device, bool bf16, int64_t normalizer = 0,
+                                const std::function<void()>& before_last_backward = nullptr);
 
 // Target tokens of the micro-batches (EOS included): the loss normaliser.
 int64_t count_target_tokens(const EncodedDataset& data, const std::vector<const std::vector<std::size_t>*>& micro_batches);
