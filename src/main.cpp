@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "qa/build_info.hpp"
+#include "qa/cli/bench_command.hpp"
 #include "qa/cli/model_commands.hpp"
 #include "qa/config/config.hpp"
 #include "qa/config/schema.hpp"
@@ -100,6 +101,26 @@ int main(int argc, char** argv) {
   add_model_options(*predict_cmd, predict_opts);
   predict_cmd->add_option("-o,--out", predict_out, "Output JSONL file")->required();
 
+  qa::BenchOptions bench_opts;
+  bool bench_json = false;
+  auto* bench_cmd = app.add_subcommand("bench", "Time training steps and generation of a T5 shape on random tokens");
+  bench_cmd->add_option("--shape", bench_opts.shape, "flan-t5-small | flan-t5-base | demo")->capture_default_str()
+      ->check(CLI::IsMember({"flan-t5-small", "flan-t5-base", "demo"}));
+  bench_cmd->add_option("--batch", bench_opts.batch, "Sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--src-len", bench_opts.src_len, "Source tokens per sequence")->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 16));
+  bench_cmd->add_option("--tgt-len", bench_opts.tgt_len, "Target tokens per sequence")->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 16));
+  bench_cmd->add_option("--steps", bench_opts.steps, "Timed steps (after one warm-up)")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--device", bench_opts.device, "cpu | cuda | auto")->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  bench_cmd->add_option("--precision", bench_opts.precision, "fp32 | bf16")->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  bench_cmd->add_option("--threads", bench_opts.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  bench_cmd->add_flag("--json", bench_json, "Print one JSON object as the last stdout line");
+
   TrainArgs config_args;
   bool list_keys = false;
   auto* config_cmd = app.add_subcommand("config", "Print the effective config (after --set), or every key with --keys");
@@ -139,6 +160,23 @@ int main(int argc, char** argv) {
       }
       qa::Config cfg = load_config(config_args);
       std::printf("%s\n", cfg.to_json().dump(2).c_str());
+      return 0;
+    }
+    if (*bench_cmd) {
+      qa::init_logging(log_level.empty() ? "info" : log_level);
+      auto r = qa::run_bench(bench_opts);
+      if (bench_json) {
+        std::printf("%s\n", r.dump().c_str());
+      } else {
+        std::printf("%s %s %s batch %lld src %lld tgt %lld: %.1f ms/step, %.0f tokens/s, MFU %.1f%% (%.3f of %.3f TFLOP/s), "
+                    "generation %.0f tokens/s, peak memory %.0f MB\n",
+                    r["shape"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
+                    r["precision"].get<std::string>().c_str(), static_cast<long long>(bench_opts.batch),
+                    static_cast<long long>(bench_opts.src_len), static_cast<long long>(bench_opts.tgt_len),
+                    r["ms_per_step"].get<double>(), r["tokens_per_sec"].get<double>(), 100 * r["mfu"].get<double>(),
+                    r["step_tflops"].get<double>(), r["peak_tflops"].get<double>(), r["gen_tokens_per_sec"].get<double>(),
+                    r["peak_mem_mb"].get<double>());
+      }
       return 0;
     }
     if (*eval_cmd || *predict_cmd) {

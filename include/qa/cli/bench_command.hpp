@@ -1,0 +1,33 @@
+// `qa-train bench`: times training steps (forward, backward, AdamW) and greedy generation of a named
+// T5 shape on random tokens, and reports throughput, memory and model FLOP utilisation (MFU) against
+// the matrix-product peak of the same device and precision, measured in the same run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace qa {
+
+struct BenchOptions {
+  std::string shape = "flan-t5-small";  // flan-t5-small | flan-t5-base | demo
+  int64_t batch = 8;
+  int64_t src_len = 256;
+  int64_t tgt_len = 32;
+  int64_t steps = 5;   // timed steps (after one warm-up step)
+  std::string device = "cpu";
+  std::string precision = "fp32";  // fp32 | bf16 (autocast)
+  int64_t threads = 0;
+};
+
+// Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
+// "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", ...}.
+nlohmann::json run_bench(const BenchOptions& options);
+
+// Model FLOPs of one training step (forward + backward = 3 x forward), counted from the shape:
+// encoder weights see source tokens, decoder weights and lm_head see target tokens, cross-attention
+// keys/values are projected from source tokens, plus the attention score and value products.
+double training_step_flops(const std::string& shape, int64_t batch, int64_t src_len, int64_t tgt_len);
+
+}  // namespace qa

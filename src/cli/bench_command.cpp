@@ -1,0 +1,159 @@
+#include "qa/cli/bench_command.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "qa/model/t5.hpp"
+#include "qa/runtime/runtime.hpp"
+#include "qa/runtime/torch_compat.hpp"
+#include "qa/train/loss.hpp"
+#include "qa/train/optimizer.hpp"
+#include "qa/util/error.hpp"
+
+namespace qa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+T5Config shape_config(const std::string& shape) {
+  T5Config c;
+  c.feed_forward_proj = "gated-gelu";
+  c.tie_word_embeddings = false;
+  c.dropout_rate = 0.0;  // timing: dropout costs little and adds noise
+  if (shape == "flan-t5-small") {
+    c.vocab_size = 32128, c.d_model = 512, c.d_ff = 1024, c.num_layers = 8, c.num_decoder_layers = 8, c.num_heads = 6,
+    c.d_kv = 64;
+  } else if (shape == "flan-t5-base") {
+    c.vocab_size = 32128, c.d_model = 768, c.d_ff = 2048, c.num_layers = 12, c.num_decoder_layers = 12,
+    c.num_heads = 12, c.d_kv = 64;
+  } else if (shape == "demo") {  // configs/demo.json with its tokenizer's vocabulary bound
+    c.vocab_size = 2000, c.d_model = 128, c.d_ff = 256, c.num_layers = 4, c.num_decoder_layers = 2, c.num_heads = 4,
+    c.d_kv = 32;
+  } else {
+    throw Error("bench: unknown --shape '" + shape + "' (flan-t5-small, flan-t5-base, demo)", ExitCode::kUsage);
+  }
+  c.derive_activation("bench");
+  return c;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// The best of a few n x n matrix products in the benchmark's precision: the device's peak here.
+double matmul_peak_flops(const torch::Device& device, bool bf16) {
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  auto opts = torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  double best = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const auto t0 = Clock::now();
+    auto c = torch::mm(a, b);
+    if (device.is_cuda()) torch::cuda::synchronize();
+    (void)c.sum().item<double>();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i > 0) best = std::max(best, 2.0 * n * n * n / s);  // the first one warms up
+  }
+  return best;
+}
+
+}  // namespace
+
+double training_step_flops(const std::string& shape, int64_t batch, int64_t src_len, int64_t tgt_len) {
+  const T5Config c = shape_config(shape);
+  const double d = static_cast<double>(c.d_model), inner = static_cast<double>(c.inner_dim());
+  const double ff = static_cast<double>(c.d_ff) * (c.is_gated_act ? 3.0 : 2.0);  // wi_0, wi_1, wo (or wi, wo)
+  const double S = static_cast<double>(src_len), T = static_cast<double>(tgt_len), B = static_cast<double>(batch);
+  // Multiply-adds per sequence.
+  const double enc = static_cast<double>(c.num_layers) * (S * (4 * d * inner + d * ff) + 2 * S * S * inner);
+  const double dec = static_cast<double>(c.num_decoder_layers) *
+                     (T * (4 * d * inner + 2 * d * inner + d * ff)  // self q,k,v,o; cross q,o; FFN
+                      + S * 2 * d * inner                            // cross k,v from the encoder output
+                      + 2 * T * T * inner + 2 * T * S * inner);      // self and cross scores and values
+  const double head = T * d * static_cast<double>(c.vocab_size);
+  return 3.0 * 2.0 * B * (enc + dec + head);  // 2 FLOPs per multiply-add; backward = 2 x forward
+}
+
+nlohmann::json run_bench(const BenchOptions& o) {
+  if (o.batch < 1 || o.src_len < 2 || o.tgt_len < 2 || o.steps < 1) {
+    throw Error("bench: --batch, --steps must be >= 1 and --src-len, --tgt-len >= 2", ExitCode::kUsage);
+  }
+  const int threads = configure_threads(o.threads);
+  const std::string device_name = resolve_device(o.device);
+  const torch::Device device(device_name);
+  const bool bf16 = o.precision == "bf16";
+  const T5Config c = shape_config(o.shape);
+  torch::manual_seed(0);
+  T5Model model(c);
+  model->init_weights(0);
+  model->to(device);
+  model->train();
+  TrainSection train;
+  Optimizer optimizer(model, train);
+  auto ids = torch::randint(3, c.vocab_size, {o.batch, o.src_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+  auto mask = torch::ones_like(ids);
+  auto labels = torch::randint(3, c.vocab_size, {o.batch, o.tgt_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
+  auto dec_in = torch::cat({torch::zeros({o.batch, 1}, labels.options()), labels.slice(1, 0, o.tgt_len - 1)}, 1);
+  const double tokens = static_cast<double>(o.batch * (o.src_len + o.tgt_len));
+
+  std::vector<double> step_seconds;
+  for (int64_t s = 0; s <= o.steps; ++s) {  // step 0 warms up (allocations, oneDNN kernel choice)
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const auto t0 = Clock::now();
+    torch::Tensor loss;
+    {
+      compat::AutocastScope autocast(device, bf16);
+      loss = token_cross_entropy_sum(model->forward(ids, mask, dec_in), labels) / static_cast<double>(labels.numel());
+    }
+    loss.backward();
+    optimizer.clip_grad_norm(1.0);
+    optimizer.step(1e-4);
+    optimizer.zero_grad();
+    (void)loss.item<double>();  // waits for the device
+    if (s > 0) step_seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const double step = median(step_seconds);
+
+  // Greedy generation, cached, for tgt_len tokens per row (no early stop: random weights).
+  double gen_seconds = 0;
+  {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    compat::AutocastScope autocast(device, bf16);
+    const auto t0 = Clock::now();
+    auto enc = model->encode(ids, mask);
+    auto state = model->start_decoding(enc, mask);
+    auto next = torch::zeros({o.batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    for (int64_t t = 0; t < o.tgt_len; ++t) next = model->decode_step(next, state).argmax(-1);
+    (void)next.sum().item<int64_t>();
+    gen_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  const double flops = training_step_flops(o.shape, o.batch, o.src_len, o.tgt_len);
+  const double peak = matmul_peak_flops(device, bf16);
+  const double achieved = flops / step;
+  return {{"shape", o.shape},
+          {"device", device_name},
+          {"precision", o.precision},
+          {"threads", threads},
+          {"batch", o.batch},
+          {"src_len", o.src_len},
+          {"tgt_len", o.tgt_len},
+          {"steps", o.steps},
+          {"ms_per_step", step * 1000},
+          {"tokens_per_sec", tokens / step},
+          {"step_tflops", achieved / 1e12},
+          {"peak_tflops", peak / 1e12},
+          {"mfu", achieved / peak},
+          {"gen_tokens_per_sec", static_cast<double>(o.batch * o.tgt_len) / gen_seconds},
+          {"peak_mem_mb", peak_rss_mb()},
+          {"blas_core", blas_core_name()},
+          {"libtorch", torch_version()}};
+}
+
+}  // namespace qa
