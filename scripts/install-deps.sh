@@ -4,14 +4,16 @@
 # that LibTorch's matrix products use otherwise. libgloo-dev: the headers c10d's Gloo backend needs.
 set -euo pipefail
 # Options add what CI needs besides: --fuzz (clang's libFuzzer for tests/fuzz), --container
-# (podman, buildah, debootstrap for tests/container).
+# (podman, buildah, debootstrap for tests/container), --report (headless Chromium to render the report).
+# python3-protobuf: the independent decoder of TensorBoard event files in the tests.
 packages=(cmake ninja-build g++ pkg-config libtorch-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
-          libspdlog-dev libgtest-dev libopenblas0-openmp libgloo-dev)
+          libspdlog-dev libgtest-dev libopenblas0-openmp libgloo-dev python3-protobuf)
 for opt in "$@"; do
   case "$opt" in
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     --container) packages+=(podman buildah debootstrap) ;;
-    *) echo "install-deps: unknown option $opt (use --fuzz, --container)" >&2; exit 2 ;;
+    --report) packages+=(chromium) ;;
+    *) echo "install-deps: unknown option $opt (use --fuzz, --container, --report)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -12,6 +12,7 @@
 #include "qa/build_info.hpp"
 #include "qa/cli/bench_command.hpp"
 #include "qa/cli/model_commands.hpp"
+#include "qa/log/report.hpp"
 #include "qa/config/config.hpp"
 #include "qa/config/schema.hpp"
 #include "qa/log/logging.hpp"
@@ -121,6 +122,10 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   bench_cmd->add_flag("--json", bench_json, "Print one JSON object as the last stdout line");
 
+  std::string report_dir;
+  auto* report_cmd = app.add_subcommand("report", "Write OUTPUT_DIR/logs/report.html from a run's logs (also a stopped one)");
+  report_cmd->add_option("output_dir", report_dir, "The run's output folder (output.dir)")->required();
+
   TrainArgs config_args;
   bool list_keys = false;
   auto* config_cmd = app.add_subcommand("config", "Print the effective config (after --set), or every key with --keys");
@@ -160,6 +165,10 @@ int main(int argc, char** argv) {
       }
       qa::Config cfg = load_config(config_args);
       std::printf("%s\n", cfg.to_json().dump(2).c_str());
+      return 0;
+    }
+    if (*report_cmd) {
+      std::printf("%s\n", qa::write_report(report_dir).c_str());
       return 0;
     }
     if (*bench_cmd) {

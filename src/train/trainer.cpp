@@ -17,6 +17,8 @@
 #include "qa/log/logging.hpp"
 #include "qa/log/metrics_log.hpp"
 #include "qa/log/progress.hpp"
+#include "qa/log/report.hpp"
+#include "qa/log/tensorboard.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/fault_injection.hpp"
 #include "qa/runtime/process_layout.hpp"
@@ -301,7 +303,29 @@ TrainSummary train(const Config& cfg) {
   }
   std::unique_ptr<MetricsLog> metrics_file =
       is_main ? std::make_unique<MetricsLog>(metrics_path, /*append=*/!resume_dir.empty()) : std::make_unique<MetricsLog>();
-  MetricsLog& metrics = *metrics_file;  // not open on ranks other than 0: writes are no-ops
+  // TensorBoard scalars beside metrics.jsonl (rank 0): every event goes to both.
+  std::unique_ptr<TensorBoardWriter> tensorboard;
+  if (is_main) tensorboard = std::make_unique<TensorBoardWriter>(logs_dir, resume_dir.empty() ? -1 : ts.step);
+  struct EventLog {
+    MetricsLog& metrics;
+    TensorBoardWriter* tb;
+    void write(const json& e) {
+      metrics.write(e);
+      if (tb) tb->write(e);
+    }
+    void flush() {
+      if (tb) tb->flush();
+    }
+  } metrics{*metrics_file, tensorboard.get()};  // not open on ranks other than 0: writes are no-ops
+  // The report is a convenience: a failure to write it is a warning, never the run's failure.
+  auto write_report_safely = [&] {
+    if (!is_main) return;
+    try {
+      spdlog::info("report: {}", write_report(out_dir));
+    } catch (const Error& e) {
+      spdlog::warn("report not written: {}", e.what());
+    }
+  };
   dp.broadcast(optimizer.flat_parameters());  // every rank starts from rank 0's weights
   std::unique_ptr<GradientSync> grad_sync;
   if (dp.active()) {
@@ -368,6 +392,7 @@ TrainSummary train(const Config& cfg) {
                    {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
                    {"eval_examples", r.examples}, {"eval_seconds", r.seconds}, {"peak_rss_mb", peak_rss_mb()},
                    {"elapsed_sec", seconds_since(run_start)}});
+    metrics.flush();  // a killed run keeps readable events up to its last evaluation
     if (is_main && !r.predictions.empty()) {  // a few answers next to the gold ones, for the report
       std::string lines;
       for (std::size_t i = 0; i < std::min<std::size_t>(r.predictions.size(), 20); ++i) {
@@ -518,6 +543,8 @@ TrainSummary train(const Config& cfg) {
       progress.finish();
       const std::string where = checkpoint_path(out_dir, ts.step);
       spdlog::info("stopped by {} after step {}: checkpoint {}", signal_name(stop), ts.step, where);
+      metrics.flush();
+      write_report_safely();
       close_log_file();
       throw Error(std::string("stopped by ") + signal_name(stop) + " after step " + std::to_string(ts.step) +
                       "; checkpoint " + where + "; continue with --resume auto",
@@ -530,6 +557,8 @@ TrainSummary train(const Config& cfg) {
   summary.final_train_loss = last_loss;
   if (!saved && is_main) save_model_dir(model_dir, model, in.tokenizer);  // no validation data, or no finite metric
   if (last_checkpoint_step != ts.step) write_checkpoint();
+  metrics.flush();
+  write_report_safely();
   summary.seconds = seconds_since(run_start);
   if (ts.bad_steps) spdlog::warn("{} updates were skipped for non-finite values", ts.bad_steps);
   if (summary.evaluated || ts.best_step >= 0) {

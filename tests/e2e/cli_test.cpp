@@ -48,9 +48,15 @@ TEST_F(Cli, TrainsThenEvaluatesAndPredictsWithTheSavedModel) {
   ASSERT_EQ(r.code, 0) << r.err;
   const fs::path out = work / "out";
   for (const char* f : {"model/config.json", "model/model.safetensors", "model/spiece.model", "logs/train.log",
-                        "logs/metrics.jsonl", "logs/config.json"}) {
+                        "logs/metrics.jsonl", "logs/config.json", "logs/data_stats.json", "logs/predictions.jsonl",
+                        "logs/report.html"}) {
     EXPECT_TRUE(fs::exists(out / f)) << f;
   }
+  ASSERT_TRUE(fs::is_directory(out / "logs/tensorboard"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(out / "logs/tensorboard"), fs::directory_iterator{}), 1);
+  RunResult report = qa_train("report out", work);  // rewrites the report from the logs
+  ASSERT_EQ(report.code, 0) << report.err;
+  EXPECT_EQ(last_line(report.out), "out/logs/report.html");
   // The effective config holds the overrides and the vocabulary size taken from the trained tokenizer.
   json effective = json::parse(std::ifstream(out / "logs/config.json"));
   EXPECT_EQ(effective["data"]["train"], (work / "train.jsonl").string());
