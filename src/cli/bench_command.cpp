@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "qa/model/flops.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -45,39 +46,10 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-// The best of a few n x n matrix products in the benchmark's precision: the device's peak here.
-double matmul_peak_flops(const torch::Device& device, bool bf16) {
-  const int64_t n = device.is_cuda() ? 8192 : 2048;
-  auto opts = torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat);
-  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
-  double best = 0;
-  for (int i = 0; i < 4; ++i) {
-    if (device.is_cuda()) torch::cuda::synchronize();
-    const auto t0 = Clock::now();
-    auto c = torch::mm(a, b);
-    if (device.is_cuda()) torch::cuda::synchronize();
-    (void)c.sum().item<double>();
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (i > 0) best = std::max(best, 2.0 * n * n * n / s);  // the first one warms up
-  }
-  return best;
-}
-
 }  // namespace
 
 double training_step_flops(const std::string& shape, int64_t batch, int64_t src_len, int64_t tgt_len) {
-  const T5Config c = shape_config(shape);
-  const double d = static_cast<double>(c.d_model), inner = static_cast<double>(c.inner_dim());
-  const double ff = static_cast<double>(c.d_ff) * (c.is_gated_act ? 3.0 : 2.0);  // wi_0, wi_1, wo (or wi, wo)
-  const double S = static_cast<double>(src_len), T = static_cast<double>(tgt_len), B = static_cast<double>(batch);
-  // Multiply-adds per sequence.
-  const double enc = static_cast<double>(c.num_layers) * (S * (4 * d * inner + d * ff) + 2 * S * S * inner);
-  const double dec = static_cast<double>(c.num_decoder_layers) *
-                     (T * (4 * d * inner + 2 * d * inner + d * ff)  // self q,k,v,o; cross q,o; FFN
-                      + S * 2 * d * inner                            // cross k,v from the encoder output
-                      + 2 * T * T * inner + 2 * T * S * inner);      // self and cross scores and values
-  const double head = T * d * static_cast<double>(c.vocab_size);
-  return 3.0 * 2.0 * B * (enc + dec + head);  // 2 FLOPs per multiply-add; backward = 2 x forward
+  return training_flops(shape_config(shape), batch, src_len, tgt_len);
 }
 
 nlohmann::json run_bench(const BenchOptions& o) {
@@ -135,7 +107,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
     gen_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   }
   const double flops = training_step_flops(o.shape, o.batch, o.src_len, o.tgt_len);
-  const double peak = matmul_peak_flops(device, bf16);
+  const double peak = matmul_peak_flops(device_name, bf16, device.is_cuda() ? 8192 : 2048);
   const double achieved = flops / step;
   return {{"shape", o.shape},
           {"device", device_name},

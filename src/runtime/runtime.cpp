@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
@@ -56,6 +58,22 @@ std::string blas_hint() {
 }
 
 std::string torch_version() { return std::string("LibTorch ") + TORCH_VERSION; }
+
+double matmul_peak_flops(const std::string& device_name, bool bf16, int64_t n) {
+  const torch::Device device(device_name);
+  auto opts = torch::TensorOptions().device(device).dtype(bf16 ? torch::kBFloat16 : torch::kFloat);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  double best = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto c = torch::mm(a, b);
+    (void)c.sum().item<double>();  // waits for the device
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i > 0) best = std::max(best, 2.0 * static_cast<double>(n) * n * n / s);  // the first one warms up
+  }
+  return best;
+}
 
 double peak_rss_mb() {
   struct rusage u {};

@@ -1,6 +1,7 @@
 #include "qa/train/train_step.hpp"
 
 #include "qa/data/collate.hpp"
+#include "qa/model/flops.hpp"
 #include "qa/runtime/torch_compat.hpp"
 #include "qa/train/loss.hpp"
 
@@ -42,6 +43,7 @@ StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
     totals.loss_sum += loss.detach();
     totals.source_tokens += b.source_tokens;
     totals.padded_tokens += b.input_ids.numel() + b.labels.numel();
+    totals.flops += training_flops(c, b.input_ids.size(0), b.input_ids.size(1), b.labels.size(1));
   }
   return totals;
 }

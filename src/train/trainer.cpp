@@ -369,7 +369,10 @@ TrainSummary train(const Config& cfg) {
 
   auto epoch_batches = sampler.epoch_batches(ts.epoch);
   // Since the last log line:
-  double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0;
+  double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0, window_flops = 0;
+  // MFU: model FLOPs per second over the matrix-product peak of all the run's devices, measured here.
+  const double device_peak = matmul_peak_flops(device.is_cuda() ? "cuda" : "cpu", bf16, device.is_cuda() ? 4096 : 1024);
+  spdlog::info("runtime: matrix-product peak {:.1f} GFLOP/s ({}) on this device", device_peak / 1e9, bf16 ? "bf16" : "fp32");
   auto window_start = Clock::now();
   double last_loss = NAN, last_tokens_per_sec = 0, last_lr = 0, last_grad_norm = NAN;
   int64_t bad_steps_in_a_row = 0;
@@ -457,16 +460,18 @@ TrainSummary train(const Config& cfg) {
       if (grad_sync) grad_sync->arm();
     });
     double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
-           step_padded = static_cast<double>(totals.padded_tokens);
+           step_padded = static_cast<double>(totals.padded_tokens), step_flops = totals.flops;
     if (dp.active()) {
       grad_sync->finish();  // most buckets were summed while the backward pass ran
       auto stats = torch::stack({totals.loss_sum.to(torch::kDouble), torch::tensor(step_source_tokens, torch::kDouble).to(device),
-                                 torch::tensor(step_padded, torch::kDouble).to(device)});
+                                 torch::tensor(step_padded, torch::kDouble).to(device),
+                                 torch::tensor(step_flops, torch::kDouble).to(device)});
       dp.all_reduce_sum(stats);
       auto cpu = stats.to(torch::kCPU);
       step_loss_sum = cpu[0].item<double>();
       step_source_tokens = cpu[1].item<double>();
       step_padded = cpu[2].item<double>();
+      step_flops = cpu[3].item<double>();
     } else {
       step_loss_sum = totals.loss_sum.item<double>();
     }
@@ -495,6 +500,7 @@ TrainSummary train(const Config& cfg) {
     window_tokens += static_cast<double>(step_tokens);
     window_all_tokens += all_tokens;
     window_padded_tokens += step_padded;
+    window_flops += step_flops;
     last_lr = lr;
     last_grad_norm = grad_norm;
     const double elapsed = seconds_since(train_start);
@@ -512,12 +518,13 @@ TrainSummary train(const Config& cfg) {
       metrics.write({{"event", "train"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", last_loss}, {"lr", lr},
                      {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
                      {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
+                     {"mfu", window_flops / std::max(window_sec, 1e-9) / (device_peak * static_cast<double>(layout.world_size))},
                      {"peak_rss_mb", peak_rss_mb()}, {"elapsed_sec", seconds_since(run_start)}});
       if (!progress.active()) {
         spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", ts.step, total_steps,
                      ts.epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);
       }
-      window_loss_sum = window_tokens = window_all_tokens = window_padded_tokens = 0;
+      window_loss_sum = window_tokens = window_all_tokens = window_padded_tokens = window_flops = 0;
       window_start = Clock::now();
     }
     progress.update({ts.step, total_steps, std::isnan(last_loss) ? step_loss : last_loss, lr, last_tokens_per_sec, elapsed});

@@ -25,9 +25,7 @@ struct BenchOptions {
 // "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", ...}.
 nlohmann::json run_bench(const BenchOptions& options);
 
-// Model FLOPs of one training step (forward + backward = 3 x forward), counted from the shape:
-// encoder weights see source tokens, decoder weights and lm_head see target tokens, cross-attention
-// keys/values are projected from source tokens, plus the attention score and value products.
+// Model FLOPs of one training step of a named shape (model/flops.hpp says how they are counted).
 double training_step_flops(const std::string& shape, int64_t batch, int64_t src_len, int64_t tgt_len);
 
 }  // namespace qa

@@ -17,6 +17,7 @@ struct StepTotals {
   int64_t target_tokens = 0;  // real target tokens, the loss normaliser
   int64_t source_tokens = 0;
   int64_t padded_tokens = 0;  // source + target positions computed, padding included
+  double flops = 0;           // model FLOPs of forward + backward over the padded batches
 };
 
 // Accumulates into the parameters' gradients the gradient of
