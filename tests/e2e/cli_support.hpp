@@ -32,13 +32,11 @@ inline RunResult qa_train(const std::string& args, const fs::path& work, const s
   std::string cmd = "cd '" + work.string() + "' && " + (env.empty() ? "" : "env " + env + " ") + "'" QA_TRAIN_BIN "' " +
                     args + " >'" + out.string() + "' 2>'" + err.string() + "'";
   int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  std::ifstream out_in(out), err_in(err);
+  std::stringstream out_text, err_text;
+  out_text << out_in.rdbuf();
+  err_text << err_in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out_text.str(), err_text.str()};
 }
 
 inline std::vector<json> read_jsonl(const fs::path& p) {
@@ -65,6 +63,32 @@ inline void head_lines(const fs::path& from, const fs::path& to, int n) {
   int copied = 0;
   for (; copied < n && std::getline(in, line); ++copied) out << line << "\n";
   ASSERT_EQ(copied, n) << from << " has fewer than " << n << " lines";
+}
+
+// A fresh work folder /tmp/<prefix>-<pid> holding the first 240 training and 40 validation lines of
+// the demo data and tests/e2e/tiny.json: what every end-to-end suite trains on.
+inline fs::path make_work_dir(const std::string& prefix) {
+  const fs::path work = fs::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()));
+  fs::remove_all(work);
+  fs::create_directories(work);
+  head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
+  head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);
+  fs::copy_file(fs::path(QA_SOURCE_DIR) / "tests/e2e/tiny.json", work / "tiny.json");
+  return work;
+}
+
+// A whole text file ("" when missing), and the integer a shell wrote into one (-1 when missing).
+inline std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+inline int read_code(const fs::path& p) {
+  std::ifstream in(p);
+  int code = -1;
+  in >> code;
+  return code;
 }
 
 }  // namespace qa::e2e

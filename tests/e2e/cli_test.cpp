@@ -25,12 +25,7 @@ double write_reference_examples(const fs::path& path) {
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    work = fs::temp_directory_path() / ("qa-e2e-" + std::to_string(::getpid()));
-    fs::remove_all(work);
-    fs::create_directories(work);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);
-    fs::copy_file(fs::path(QA_SOURCE_DIR) / "tests/e2e/tiny.json", work / "tiny.json");
+    work = make_work_dir("qa-e2e");
   }
   static void TearDownTestSuite() { fs::remove_all(work); }
   static std::string train_args(const std::string& out_dir) {

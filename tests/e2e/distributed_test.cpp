@@ -1,7 +1,5 @@
 // End to end: data-parallel training with several qa-train processes on localhost (c10d, Gloo),
 // launched with torchrun's environment variables.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +7,7 @@
 #include <cstring>
 #include <map>
 
+#include "../support/free_port.hpp"
 #include "cli_support.hpp"
 #include "qa/io/safetensors_header.hpp"
 #include "qa/train/checkpoint_store.hpp"
@@ -19,22 +18,6 @@ using json = nlohmann::json;
 using namespace qa::e2e;
 
 namespace {
-
-// A TCP port that was free a moment ago on 127.0.0.1.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 29500 + static_cast<int>(::getpid() % 1000);
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Every F32 tensor of a model.safetensors, by name.
 std::map<std::string, std::vector<float>> read_weights(const fs::path& path) {
@@ -68,12 +51,7 @@ double relative_difference(const fs::path& a, const fs::path& b) {
 class Distributed : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    work = fs::temp_directory_path() / ("qa-e2e-dist-" + std::to_string(::getpid()));
-    fs::remove_all(work);
-    fs::create_directories(work);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);
-    fs::copy_file(fs::path(QA_SOURCE_DIR) / "tests/e2e/tiny.json", work / "tiny.json");
+    work = make_work_dir("qa-e2e-dist");
   }
   static void TearDownTestSuite() { fs::remove_all(work); }
 
@@ -86,7 +64,7 @@ class Distributed : public ::testing::Test {
   }
   // Starts `world` ranks in the background (shell), waits for all; returns their exit codes.
   static std::vector<int> run_ranks(int world, const std::string& a, const std::string& env = "") {
-    const int port = free_port();
+    const int port = qa::test::free_port();
     std::string cmd = "cd '" + work.string() + "' && (";
     for (int r = 0; r < world; ++r) {
       cmd += "env " + env + " RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) +
@@ -97,19 +75,8 @@ class Distributed : public ::testing::Test {
     cmd += ")";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     std::vector<int> codes;
-    for (int r = 0; r < world; ++r) {
-      std::ifstream in(work / ("rank" + std::to_string(r) + ".code"));
-      int c = -1;
-      in >> c;
-      codes.push_back(c);
-    }
+    for (int r = 0; r < world; ++r) codes.push_back(read_code(work / ("rank" + std::to_string(r) + ".code")));
     return codes;
-  }
-  static std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
   }
   static fs::path work;
 };
@@ -156,7 +123,7 @@ TEST_F(Distributed, ACheckpointOfTwoProcessesResumesWithOne) {
 }
 
 TEST_F(Distributed, ARankThatDiesStopsTheOthersWithinTheTimeout) {
-  const int port = free_port();
+  const int port = qa::test::free_port();
   const std::string a = args("died", 4) + " --set train.max_steps=100000 --set distributed.timeout_seconds=10";
   const auto t0 = std::chrono::steady_clock::now();
   const std::string cmd =
@@ -167,9 +134,7 @@ TEST_F(Distributed, ARankThatDiesStopsTheOthersWithinTheTimeout) {
       " kill -9 $p1; wait $p0; echo $? > died0.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::ifstream in(work / "died0.code");
-  int code = -1;
-  in >> code;
+  const int code = read_code(work / "died0.code");
   EXPECT_NE(code, 0);
   EXPECT_LT(seconds, 60.0);  // setup (~3 s), the timeout (10 s) and some slack; never a hang
   EXPECT_NE(slurp(work / "died0.err").find("qa-train: error: distributed"), std::string::npos) << slurp(work / "died0.err");
@@ -179,7 +144,7 @@ TEST_F(Distributed, ARankThatDiesStopsTheOthersWithinTheTimeout) {
 TEST_F(Distributed, ARankThatNeverJoinsIsATimeoutError) {
   const auto t0 = std::chrono::steady_clock::now();
   RunResult r = qa_train(args("alone", 4) + " --set distributed.timeout_seconds=3", work,
-                         "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()));
+                         "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(qa::test::free_port()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("qa-train: error: distributed: not all 2 processes joined at 127.0.0.1:"), std::string::npos) << r.err;

@@ -45,12 +45,7 @@ std::string file_crc(const fs::path& p) { return std::to_string(qa::crc32c_file(
 class FaultTolerance : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    work = fs::temp_directory_path() / ("qa-e2e-ft-" + std::to_string(::getpid()));
-    fs::remove_all(work);
-    fs::create_directories(work);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
-    head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);
-    fs::copy_file(fs::path(QA_SOURCE_DIR) / "tests/e2e/tiny.json", work / "tiny.json");
+    work = make_work_dir("qa-e2e-ft");
     RunResult r = qa_train(args("reference"), work);  // uninterrupted
     ASSERT_EQ(r.code, 0) << r.err;
     reference = read_curve(work / "reference/logs/metrics.jsonl");
@@ -102,9 +97,7 @@ TEST_F(FaultTolerance, EveryStopSignalWritesACheckpointAndExitsWithCode4) {
                           " while ! grep -q '\"step\":3,' sig-ext/logs/metrics.jsonl 2>/dev/null; do sleep 0.05; done;"
                           " kill -TERM $pid; wait $pid; echo $? > ext.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::ifstream code_in(work / "ext.code");
-  int code = -1;
-  code_in >> code;
+  const int code = read_code(work / "ext.code");
   EXPECT_EQ(code, 4);
   EXPECT_GE(expect_all_checkpoints_valid(work / "sig-ext"), 1);
 }
@@ -125,14 +118,10 @@ TEST_F(FaultTolerance, ASecondInterruptExitsAtOnceAndTouchesNoCheckpoint) {
                           " while ! grep -q '\"step\":3,' twice/logs/metrics.jsonl 2>/dev/null; do sleep 0.02; done;"
                           " kill -INT $pid; sleep 0.02; kill -INT $pid; wait $pid; echo $? > twice.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::ifstream code_in(work / "twice.code");
-  int code = -1;
-  code_in >> code;
+  const int code = read_code(work / "twice.code");
   EXPECT_EQ(code, 130);
-  std::ifstream err_in(work / "twice.err");
-  std::stringstream err;
-  err << err_in.rdbuf();
-  EXPECT_NE(err.str().find("second interrupt"), std::string::npos) << err.str();
+  const std::string err = slurp(work / "twice.err");
+  EXPECT_NE(err.find("second interrupt"), std::string::npos) << err;
   auto all = qa::list_checkpoints((work / "twice").string());
   ASSERT_EQ(all.size(), 1u);  // nothing new was published
   EXPECT_EQ(all[0].path, step2);
@@ -215,15 +204,11 @@ TEST_F(FaultTolerance, AFailedWriteIsAClearErrorAndKeepsTheLastGoodCheckpointAnd
   const std::string cmd = "cd '" + work.string() + "' && (ulimit -f 40; '" QA_TRAIN_BIN "' " + args("full-disk") +
                           " --set train.max_steps=16 --resume auto >/dev/null 2>full.err; echo $? > full.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  std::ifstream code_in(work / "full.code");
-  int code = -1;
-  code_in >> code;
+  const int code = read_code(work / "full.code");
   EXPECT_EQ(code, 1);
-  std::ifstream err_in(work / "full.err");
-  std::stringstream err;
-  err << err_in.rdbuf();
-  EXPECT_NE(err.str().find("qa-train: error: "), std::string::npos) << err.str();
-  EXPECT_NE(err.str().find("File too large"), std::string::npos) << err.str();
+  const std::string err = slurp(work / "full.err");
+  EXPECT_NE(err.find("qa-train: error: "), std::string::npos) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
   EXPECT_EQ(qa::verify_checkpoint(qa::checkpoint_path(out.string(), 8)), "");
   EXPECT_EQ(file_crc(out / "model/model.safetensors"), model_crc);
   for (const auto& e : fs::directory_iterator(out / "checkpoints")) {

@@ -2,29 +2,14 @@
 // in a one-process Gloo group (the sum over one rank is the gradient itself).
 #include "qa/train/gradient_sync.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
+#include "../support/free_port.hpp"
 #include "../support/tiny_model.hpp"
 #include "qa/train/optimizer.hpp"
 
 namespace qa {
 namespace {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 void backward_twice(T5Model& m, const std::function<void()>& before_last) {
   for (int k = 0; k < 2; ++k) {  // two micro-batches: only the last backward is armed
@@ -53,7 +38,7 @@ TEST(GradientSync, BucketsStartDuringBackwardAndTheSumIsExact) {
   ProcessLayout one;
   one.world_size = 1;
   one.master_addr = "127.0.0.1";
-  one.master_port = free_port();
+  one.master_port = test::free_port();
   DataParallel dp(one, torch::kCPU, 30);
   GradientSync sync(dp, m, opt.flat_gradients(), /*bucket_bytes=*/4096);  // many small buckets
   ASSERT_GT(sync.buckets(), 5);
