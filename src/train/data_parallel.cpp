@@ -65,8 +65,16 @@ DataParallel::DataParallel(const ProcessLayout& layout, const torch::Device& dev
     opts.numWorkers = static_cast<std::size_t>(layout.world_size);
     opts.waitWorkers = true;  // rank 0 waits for everyone: a rank that never comes is a timeout
     opts.timeout = impl_->timeout;
+    compat::disable_libuv(opts);
     impl_->store = c10::make_intrusive<c10d::TCPStore>(layout.master_addr, opts);
   } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    if (msg.find("waiting for clients") != std::string::npos) {  // LibTorch 2.x: the server waits for everyone
+      throw Error("distributed: not all " + std::to_string(layout.world_size) + " processes joined at " +
+                  layout.master_addr + ":" + std::to_string(layout.master_port) +
+                  " within distributed.timeout_seconds: " + msg);
+    }
     rethrow("rendezvous at " + layout.master_addr + ":" + std::to_string(layout.master_port), e);
   }
   try {

@@ -130,7 +130,7 @@ TEST_F(Distributed, ARankThatDiesStopsTheOthersWithinTheTimeout) {
       "cd '" + work.string() + "' && (RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " '" QA_TRAIN_BIN
       "' " + a + " >died0.out 2>died0.err & p0=$!; RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
       " '" QA_TRAIN_BIN "' " + a + " >died1.out 2>died1.err & p1=$!;"
-      " while ! grep -q '\"step\":5,' died/logs/metrics.jsonl 2>/dev/null; do sleep 0.05; done;"
+      " while kill -0 $p0 2>/dev/null && ! grep -q '\"step\":5,' died/logs/metrics.jsonl 2>/dev/null; do sleep 0.05; done;"
       " kill -9 $p1; wait $p0; echo $? > died0.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

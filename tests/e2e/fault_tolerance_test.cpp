@@ -94,7 +94,7 @@ TEST_F(FaultTolerance, EveryStopSignalWritesACheckpointAndExitsWithCode4) {
   // A real SIGTERM from outside, as a scheduler sends it, while the run is training.
   const std::string cmd = "cd '" + work.string() + "' && ('" QA_TRAIN_BIN "' " + args("sig-ext") +
                           " --set train.max_steps=100000 >/dev/null 2>ext.err & pid=$!;"
-                          " while ! grep -q '\"step\":3,' sig-ext/logs/metrics.jsonl 2>/dev/null; do sleep 0.05; done;"
+                          " while kill -0 $pid 2>/dev/null && ! grep -q '\"step\":3,' sig-ext/logs/metrics.jsonl 2>/dev/null; do sleep 0.05; done;"
                           " kill -TERM $pid; wait $pid; echo $? > ext.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const int code = read_code(work / "ext.code");
@@ -115,7 +115,7 @@ TEST_F(FaultTolerance, ASecondInterruptExitsAtOnceAndTouchesNoCheckpoint) {
   const std::string manifest_before = file_crc(fs::path(step2) / "manifest.json");
   const std::string cmd = "cd '" + work.string() + "' && ('" QA_TRAIN_BIN "' " + big +
                           " --resume auto >/dev/null 2>twice.err & pid=$!;"
-                          " while ! grep -q '\"step\":3,' twice/logs/metrics.jsonl 2>/dev/null; do sleep 0.02; done;"
+                          " while kill -0 $pid 2>/dev/null && ! grep -q '\"step\":3,' twice/logs/metrics.jsonl 2>/dev/null; do sleep 0.02; done;"
                           " kill -INT $pid; sleep 0.02; kill -INT $pid; wait $pid; echo $? > twice.code)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const int code = read_code(work / "twice.code");

@@ -79,5 +79,13 @@ using CollectiveGroup = c10d::Backend;
 #else
 using CollectiveGroup = c10d::ProcessGroup;
 #endif
+// LibTorch >= 2.4 defaults the TCPStore to libuv, which Debian's LibTorch 2.6 is built without.
+inline void disable_libuv(c10d::TCPStoreOptions& opts) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  opts.useLibUV = false;
+#else
+  (void)opts;
+#endif
+}
 }  // namespace qa::compat
 #endif
