@@ -114,19 +114,27 @@ const std::string& DataParallel::backend() const {
   return impl_ ? impl_->backend : none;
 }
 
+namespace {
+
+// Submits one collective; c10d's exceptions become qa::Error.
+template <class Submit>
+c10::intrusive_ptr<c10d::Work> submit(const char* what, Submit&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    rethrow(what, e);
+  }
+}
+
+}  // namespace
+
 void DataParallel::broadcast(const torch::Tensor& tensor) {
   if (!impl_) return;
   std::vector<at::Tensor> t{tensor};
   c10d::BroadcastOptions opts;
   opts.rootRank = 0;
   opts.timeout = impl_->timeout;
-  c10::intrusive_ptr<c10d::Work> work;
-  try {
-    work = impl_->group->broadcast(t, opts);
-  } catch (const std::exception& e) {
-    rethrow("broadcast", e);
-  }
-  wait(work, impl_->timeout, "broadcast");
+  wait(submit("broadcast", [&] { return impl_->group->broadcast(t, opts); }), impl_->timeout, "broadcast");
 }
 
 void DataParallel::all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_bytes) {
@@ -134,18 +142,8 @@ void DataParallel::all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_by
   const int64_t n = tensor.numel();
   const int64_t per_bucket = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(tensor.element_size()));
   auto flat = tensor.view({-1});  // a view: the reduction lands in `tensor`
-  std::vector<std::vector<at::Tensor>> buckets;
-  for (int64_t off = 0; off < n; off += per_bucket) buckets.push_back({flat.narrow(0, off, std::min(per_bucket, n - off))});
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  c10d::AllreduceOptions opts;
-  opts.reduceOp = c10d::ReduceOp::SUM;
-  opts.timeout = impl_->timeout;
-  try {
-    for (auto& b : buckets) works.push_back(impl_->group->allreduce(b, opts));
-  } catch (const std::exception& e) {
-    rethrow("all-reduce", e);
-  }
-  for (auto& w : works) wait(w, impl_->timeout, "all-reduce");
+  for (int64_t off = 0; off < n; off += per_bucket) start_all_reduce_sum(flat.narrow(0, off, std::min(per_bucket, n - off)));
+  wait_pending();
 }
 
 void DataParallel::start_all_reduce_sum(const torch::Tensor& tensor) {
@@ -155,11 +153,7 @@ void DataParallel::start_all_reduce_sum(const torch::Tensor& tensor) {
   opts.reduceOp = c10d::ReduceOp::SUM;
   opts.timeout = impl_->timeout;
   std::lock_guard<std::mutex> lock(impl_->pending_mutex);
-  try {
-    impl_->pending.push_back(impl_->group->allreduce(t, opts));
-  } catch (const std::exception& e) {
-    rethrow("all-reduce", e);
-  }
+  impl_->pending.push_back(submit("all-reduce", [&] { return impl_->group->allreduce(t, opts); }));
 }
 
 void DataParallel::wait_pending() {
@@ -178,26 +172,7 @@ void DataParallel::all_reduce_max(const torch::Tensor& tensor) {
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
   opts.timeout = impl_->timeout;
-  c10::intrusive_ptr<c10d::Work> work;
-  try {
-    work = impl_->group->allreduce(t, opts);
-  } catch (const std::exception& e) {
-    rethrow("all-reduce", e);
-  }
-  wait(work, impl_->timeout, "all-reduce");
-}
-
-void DataParallel::barrier() {
-  if (!impl_) return;
-  c10d::BarrierOptions opts;
-  opts.timeout = impl_->timeout;
-  c10::intrusive_ptr<c10d::Work> work;
-  try {
-    work = impl_->group->barrier(opts);
-  } catch (const std::exception& e) {
-    rethrow("barrier", e);
-  }
-  wait(work, impl_->timeout, "barrier");
+  wait(submit("all-reduce", [&] { return impl_->group->allreduce(t, opts); }), impl_->timeout, "all-reduce");
 }
 
 }  // namespace qa

@@ -27,15 +27,14 @@ class DataParallel {
 
   // In place, from rank 0.
   void broadcast(const torch::Tensor& tensor);
-  // In place sum over ranks. A large contiguous tensor (the flat gradient buffer) goes in buckets of
-  // at most `bucket_bytes`, all in flight at once, instead of one call per parameter.
+  // In place sum over ranks. A large contiguous tensor goes in buckets of at most `bucket_bytes`, all
+  // in flight at once; returns when they (and any sum started before) are done.
   void all_reduce_sum(const torch::Tensor& tensor, int64_t bucket_bytes = 25 << 20);
   void all_reduce_max(const torch::Tensor& tensor);
   // Starts an in-place sum over ranks of a contiguous tensor and returns at once (thread-safe: the
   // backward pass calls it); wait_pending() waits for every sum started so far.
   void start_all_reduce_sum(const torch::Tensor& tensor);
   void wait_pending();
-  void barrier();
 
  private:
   struct Impl;
