@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench_opts.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   bench_cmd->add_flag("--json", bench_json, "Print one JSON object as the last stdout line");
+  bench_cmd->add_option("--profile", bench_opts.profile_rows,
+                        "Profile one more step and print its N most expensive ops by self time (stderr)")
+      ->check(CLI::NonNegativeNumber);
 
   std::string report_dir;
   auto* report_cmd = app.add_subcommand("report", "Write OUTPUT_DIR/logs/report.html from a run's logs (also a stopped one)");
@@ -174,6 +177,7 @@ int main(int argc, char** argv) {
     if (*bench_cmd) {
       qa::init_logging(log_level.empty() ? "info" : log_level);
       auto r = qa::run_bench(bench_opts);
+      if (bench_opts.profile_rows > 0) std::fprintf(stderr, "%s", r["profile_table"].get<std::string>().c_str());
       if (bench_json) {
         std::printf("%s\n", r.dump().c_str());
       } else {

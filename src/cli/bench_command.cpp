@@ -9,6 +9,8 @@
 
 #include "qa/model/flops.hpp"
 #include "qa/model/t5.hpp"
+#include "qa/runtime/cuda_memory.hpp"
+#include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
 #include "qa/train/loss.hpp"
@@ -74,8 +76,8 @@ nlohmann::json run_bench(const BenchOptions& o) {
   auto dec_in = torch::cat({torch::zeros({o.batch, 1}, labels.options()), labels.slice(1, 0, o.tgt_len - 1)}, 1);
   const double tokens = static_cast<double>(o.batch * (o.src_len + o.tgt_len));
 
-  std::vector<double> step_seconds;
-  for (int64_t s = 0; s <= o.steps; ++s) {  // step 0 warms up (allocations, oneDNN kernel choice)
+  // One training step; returns its wall time in seconds.
+  const auto train_step = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto t0 = Clock::now();
     torch::Tensor loss;
@@ -88,9 +90,26 @@ nlohmann::json run_bench(const BenchOptions& o) {
     optimizer.step(1e-4);
     optimizer.zero_grad();
     (void)loss.item<double>();  // waits for the device
-    if (s > 0) step_seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  std::vector<double> step_seconds;
+  for (int64_t s = 0; s <= o.steps; ++s) {  // step 0 warms up (allocations, oneDNN kernel choice)
+    const double seconds = train_step();
+    if (s > 0) step_seconds.push_back(seconds);
   }
   const double step = median(step_seconds);
+  nlohmann::json profile = nlohmann::json::array();
+  std::string profile_table;
+  if (o.profile_rows > 0) {  // after the timed steps, so that recording does not slow them
+    OpProfiler profiler;
+    profiler.start();
+    const double seconds = train_step();
+    const auto ops = profiler.stop();
+    profile_table = format_op_table(ops, seconds * 1000, static_cast<std::size_t>(o.profile_rows));
+    for (std::size_t i = 0; i < ops.size() && i < static_cast<std::size_t>(o.profile_rows); ++i) {
+      profile.push_back({{"name", ops[i].name}, {"calls", ops[i].calls}, {"self_ms", ops[i].self_ms}});
+    }
+  }
 
   // Greedy generation, cached, for tgt_len tokens per row (no early stop: random weights).
   double gen_seconds = 0;
@@ -123,9 +142,12 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_tflops", peak / 1e12},
           {"mfu", achieved / peak},
           {"gen_tokens_per_sec", static_cast<double>(o.batch * o.tgt_len) / gen_seconds},
-          {"peak_mem_mb", peak_rss_mb()},
+          {"peak_mem_mb", device.is_cuda() ? cuda_memory_fields(device.index()).value("cuda_peak_allocated_mb", 0.0) : peak_rss_mb()},
+          {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
-          {"libtorch", torch_version()}};
+          {"libtorch", torch_version()},
+          {"profile", profile},
+          {"profile_table", profile_table}};
 }
 
 }  // namespace qa

@@ -386,7 +386,7 @@ std::string render_report(const ReportInputs& in) {
   int restarts = 0;
   std::optional<double> last_step, last_epoch, final_loss, last_eval_loss;
   std::optional<std::pair<double, double>> best_em, best_f1;  // (value, step)
-  std::optional<double> peak_rss;
+  std::optional<double> peak_rss, peak_cuda;
   std::size_t train_events = 0, eval_events = 0;
   std::vector<std::pair<double, double>> throughput_time;  // (seconds, tokens/s)
   for (const auto& e : in.metrics) {
@@ -405,6 +405,7 @@ std::string render_report(const ReportInputs& in) {
     last_step = step;
     if (const auto ep = number(e, "epoch")) last_epoch = ep;
     if (const auto r = number(e, "peak_rss_mb")) peak_rss = std::max(peak_rss.value_or(0), *r);
+    if (const auto c = number(e, "cuda_peak_allocated_mb")) peak_cuda = std::max(peak_cuda.value_or(0), *c);
     const double s = *step, nan = NAN;
     if (*kind == "train") {
       ++train_events;
@@ -475,6 +476,7 @@ std::string render_report(const ReportInputs& in) {
     }
     if (wall > 0) row("wall time", fmt_duration(wall) + (restarts ? " (" + std::to_string(restarts + 1) + " runs)" : ""));
     if (peak_rss) row("peak RSS", fmt("%.0f", *peak_rss) + " MiB");
+    if (peak_cuda) row("peak CUDA memory (allocator)", fmt("%.0f", *peak_cuda) + " MiB");
     row("events logged", std::to_string(train_events) + " train, " + std::to_string(eval_events) + " eval");
     h << "</table>\n";
   }

@@ -124,6 +124,8 @@ tfevents::Scalars tensorboard_scalars(const nlohmann::json& event) {
       {"tokens_per_sec", "perf/tokens_per_sec"},
       {"padding_fraction", "perf/padding_fraction"},
       {"peak_rss_mb", "perf/peak_rss_mb"},
+      {"cuda_peak_allocated_mb", "perf/cuda_peak_allocated_mb"},
+      {"cuda_reserved_mb", "perf/cuda_reserved_mb"},
       {"mfu", "perf/mfu"},
   };
   static const std::vector<std::pair<const char*, const char*>> kEval = {

@@ -19,6 +19,7 @@
 #include "qa/log/progress.hpp"
 #include "qa/log/report.hpp"
 #include "qa/log/tensorboard.hpp"
+#include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/fault_injection.hpp"
 #include "qa/runtime/process_layout.hpp"
@@ -267,6 +268,13 @@ TrainSummary train(const Config& cfg) {
                cfg.runtime.device == "auto" && device_name == "cpu" ? " (auto: no CUDA device)" : "", threads,
                cfg.train.precision, blas_core_name().empty() ? "" : ", OpenBLAS kernel " + blas_core_name());
   if (auto hint = blas_hint(); !hint.empty() && !bf16) spdlog::warn("{}", hint);
+  if (device.is_cuda()) spdlog::info("cuda: {}", describe_cuda_device(device.index()));
+  // Memory figures for metrics lines: RSS always, the CUDA allocator's on a GPU.
+  const auto memory_fields = [&] {
+    json j = {{"peak_rss_mb", peak_rss_mb()}};
+    if (device.is_cuda()) j.update(cuda_memory_fields(device.index()));
+    return j;
+  };
 
   EncodeOptions enc{cfg.data.source_template, cfg.data.max_source_length, cfg.data.max_target_length,
                     static_cast<int32_t>(in.model.eos_token_id)};
@@ -390,11 +398,13 @@ TrainSummary train(const Config& cfg) {
     const bool better = is_better(cfg.eval.metric, m, ts.best_metric);
     spdlog::info("eval step {}: loss {:.4f}, exact match {:.2f}, F1 {:.2f} on {} examples ({:.1f}s){}", ts.step, r.loss,
                  r.exact_match, r.f1, r.examples, r.seconds, better ? ", best so far" : "");
-    metrics.write({{"event", "eval"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", number_or_null(last_loss)},
-                   {"lr", last_lr}, {"tokens_per_sec", last_tokens_per_sec}, {"eval_loss", number_or_null(r.loss)},
-                   {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
-                   {"eval_examples", r.examples}, {"eval_seconds", r.seconds}, {"peak_rss_mb", peak_rss_mb()},
-                   {"elapsed_sec", seconds_since(run_start)}});
+    json line = {{"event", "eval"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", number_or_null(last_loss)},
+                 {"lr", last_lr}, {"tokens_per_sec", last_tokens_per_sec}, {"eval_loss", number_or_null(r.loss)},
+                 {"exact_match", number_or_null(r.exact_match)}, {"f1", number_or_null(r.f1)},
+                 {"eval_examples", r.examples}, {"eval_seconds", r.seconds}};
+    line.update(memory_fields());
+    line["elapsed_sec"] = seconds_since(run_start);
+    metrics.write(line);
     metrics.flush();  // a killed run keeps readable events up to its last evaluation
     if (is_main && !r.predictions.empty()) {  // a few answers next to the gold ones, for the report
       std::string lines;
@@ -515,11 +525,13 @@ TrainSummary train(const Config& cfg) {
       const double window_sec = seconds_since(window_start);
       last_loss = window_loss_sum / window_tokens;
       last_tokens_per_sec = window_all_tokens / std::max(window_sec, 1e-9);
-      metrics.write({{"event", "train"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", last_loss}, {"lr", lr},
-                     {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
-                     {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
-                     {"mfu", window_flops / std::max(window_sec, 1e-9) / (device_peak * static_cast<double>(layout.world_size))},
-                     {"peak_rss_mb", peak_rss_mb()}, {"elapsed_sec", seconds_since(run_start)}});
+      json line = {{"event", "train"}, {"step", ts.step}, {"epoch", ts.epoch}, {"loss", last_loss}, {"lr", lr},
+                   {"grad_norm", number_or_null(last_grad_norm)}, {"tokens_per_sec", last_tokens_per_sec},
+                   {"padding_fraction", 1.0 - window_all_tokens / std::max(window_padded_tokens, 1.0)},
+                   {"mfu", window_flops / std::max(window_sec, 1e-9) / (device_peak * static_cast<double>(layout.world_size))}};
+      line.update(memory_fields());
+      line["elapsed_sec"] = seconds_since(run_start);
+      metrics.write(line);
       if (!progress.active()) {
         spdlog::info("step {}/{} epoch {} loss {:.4f} lr {:.3e} grad norm {:.3f} {:.0f} tok/s", ts.step, total_steps,
                      ts.epoch, last_loss, lr, last_grad_norm, last_tokens_per_sec);

@@ -46,6 +46,8 @@ TAGS = {
         "tokens_per_sec": "perf/tokens_per_sec",
         "padding_fraction": "perf/padding_fraction",
         "peak_rss_mb": "perf/peak_rss_mb",
+        "cuda_peak_allocated_mb": "perf/cuda_peak_allocated_mb",
+        "cuda_reserved_mb": "perf/cuda_reserved_mb",
         "mfu": "perf/mfu",
     },
     "eval": {

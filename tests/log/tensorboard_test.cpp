@@ -125,10 +125,12 @@ TEST(TensorBoard, FramesRecordsWithMaskedCrc32c) {
 TEST(TensorBoard, MapsMetricsEventsToHuggingFaceTags) {
   const json train = {{"event", "train"}, {"step", 10}, {"epoch", 1}, {"loss", 2.5}, {"lr", 1e-3},
                       {"grad_norm", nullptr}, {"tokens_per_sec", 1234.5}, {"padding_fraction", 0.25},
-                      {"elapsed_sec", 3.0}, {"mfu", 0.125}};
+                      {"elapsed_sec", 3.0}, {"mfu", 0.125}, {"cuda_peak_allocated_mb", 1536.0},
+                      {"cuda_reserved_mb", 2048.0}, {"cuda_peak_reserved_mb", 4096.0}};
   const auto s = tensorboard_scalars(train);
   const tfevents::Scalars expected = {{"train/loss", 2.5f}, {"train/learning_rate", 1e-3f}, {"train/epoch", 1.0f},
                                       {"perf/tokens_per_sec", 1234.5f}, {"perf/padding_fraction", 0.25f},
+                                      {"perf/cuda_peak_allocated_mb", 1536.0f}, {"perf/cuda_reserved_mb", 2048.0f},
                                       {"perf/mfu", 0.125f}};
   EXPECT_EQ(s, expected);  // grad_norm null and elapsed_sec (no tag) left out
   const json eval = {{"event", "eval"}, {"step", 10}, {"loss", 2.0}, {"eval_loss", 1.5}, {"exact_match", 50.0},
@@ -217,7 +219,7 @@ TEST(TensorBoard, PythonProtobufDecoderAgreesWithMetricsJsonl) {
        {"padding_fraction", 0.04182156133828996}, {"peak_rss_mb", 312.5}, {"elapsed_sec", 0.27}},
       {{"event", "train"}, {"step", 10}, {"epoch", 0}, {"loss", 5.48363671875}, {"lr", 0.002923076923076923},
        {"grad_norm", nullptr}, {"tokens_per_sec", 66629.349480202}, {"padding_fraction", 0.0},
-       {"elapsed_sec", 0.33}},
+       {"cuda_peak_allocated_mb", 1536.25}, {"cuda_reserved_mb", 2048.0}, {"elapsed_sec", 0.33}},
       {{"event", "eval"}, {"step", 10}, {"epoch", 0}, {"loss", 5.48363671875}, {"lr", 0.002923076923076923},
        {"tokens_per_sec", 66629.349480202}, {"eval_loss", 4.185169361255787}, {"exact_match", 12.5},
        {"f1", 20.833333333333332}, {"eval_examples", 16}, {"eval_seconds", 0.0265}, {"elapsed_sec", 0.9}},
@@ -239,7 +241,7 @@ TEST(TensorBoard, PythonProtobufDecoderAgreesWithMetricsJsonl) {
   const std::string out = slurp(dir / "out.txt");
   EXPECT_NE(out.find("file_version\tbrain.Event:2"), std::string::npos) << out;
   EXPECT_NE(out.find("10\teval/f1\t20.833334\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("OK: 22 scalars match"), std::string::npos) << out;
+  EXPECT_NE(out.find("OK: 24 scalars match"), std::string::npos) << out;
 
   // A value that differs from metrics.jsonl is reported.
   {

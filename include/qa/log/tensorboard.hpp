@@ -38,7 +38,8 @@ uint32_t masked_crc32c(const void* data, std::size_t size);
 // The scalars of one metrics.jsonl event, with Hugging Face Trainer's tag names where it has one:
 //   train: loss -> train/loss, lr -> train/learning_rate, grad_norm -> train/grad_norm, epoch -> train/epoch,
 //          tokens_per_sec -> perf/tokens_per_sec, padding_fraction -> perf/padding_fraction,
-//          peak_rss_mb -> perf/peak_rss_mb, mfu -> perf/mfu;
+//          peak_rss_mb -> perf/peak_rss_mb, mfu -> perf/mfu, and on CUDA cuda_peak_allocated_mb ->
+//          perf/cuda_peak_allocated_mb, cuda_reserved_mb -> perf/cuda_reserved_mb;
 //   eval:  eval_loss -> eval/loss, exact_match -> eval/exact_match, f1 -> eval/f1.
 // Missing, null and non-finite values (also those beyond float range) are left out; other events give none.
 tfevents::Scalars tensorboard_scalars(const nlohmann::json& event);

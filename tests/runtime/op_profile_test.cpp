@@ -1,0 +1,57 @@
+// The per-op profile: calls are counted, nested ops give their time to the outer op's total and
+// keep their own as self time, and the table shows the top ops.
+#include "qa/runtime/op_profile.hpp"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "qa/cli/bench_command.hpp"
+
+namespace qa {
+namespace {
+
+const OpTime* find(const std::vector<OpTime>& ops, const std::string& name) {
+  auto it = std::find_if(ops.begin(), ops.end(), [&](const OpTime& t) { return t.name == name; });
+  return it == ops.end() ? nullptr : &*it;
+}
+
+TEST(OpProfile, CountsCallsAndSplitsSelfFromTotal) {
+  auto a = torch::randn({256, 256}), b = torch::randn({256, 256});
+  OpProfiler p;
+  p.start();
+  for (int i = 0; i < 3; ++i) a = torch::matmul(a, b) / 16.0;  // matmul calls mm inside
+  (void)torch::relu(a);
+  const auto ops = p.stop();
+  const OpTime* matmul = find(ops, "aten::matmul");
+  const OpTime* mm = find(ops, "aten::mm");
+  ASSERT_TRUE(matmul && mm);
+  EXPECT_EQ(matmul->calls, 3);
+  EXPECT_EQ(mm->calls, 3);
+  EXPECT_GT(mm->self_ms, 0.0);
+  EXPECT_GE(matmul->total_ms + 1e-9, mm->self_ms + matmul->self_ms);  // mm runs inside matmul
+  EXPECT_EQ(mm->total_ms, 0.0);                                        // never outermost
+  for (std::size_t i = 1; i < ops.size(); ++i) EXPECT_GE(ops[i - 1].self_ms, ops[i].self_ms);
+  const std::string table = format_op_table(ops, 1000.0, 2);
+  EXPECT_NE(table.find(ops[0].name), std::string::npos) << table;
+  EXPECT_NE(table.find("(other operators)"), std::string::npos) << table;
+  EXPECT_NE(table.find("(outside any operator)"), std::string::npos) << table;
+}
+
+TEST(OpProfile, BenchReportsTheTopOpsOfAStep) {
+  BenchOptions o;
+  o.shape = "demo";
+  o.batch = 2, o.src_len = 16, o.tgt_len = 4, o.steps = 1, o.threads = 1, o.profile_rows = 5;
+  const auto r = run_bench(o);
+  ASSERT_EQ(r.at("profile").size(), 5u) << r.dump();
+  double sum = 0;
+  for (const auto& op : r.at("profile")) sum += op.at("self_ms").get<double>();
+  EXPECT_GT(sum, 0.0);
+  EXPECT_NE(r.at("profile_table").get<std::string>().find("aten::"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qa
