@@ -81,6 +81,12 @@ std::vector<KeySpec> build_schema() {
                 "RMSNorm epsilon"),
       float_key("model.initializer_factor", QA_REF(model.t5.initializer_factor), 0, kInf, true, false,
                 "Scale of Hugging Face's initialisation (from-scratch training)"),
+      enum_key("model.position_bias_init", QA_REF(model.t5.position_bias_init), {"hf", "local"},
+               "Relative position bias at the start of training from scratch: hf (Hugging Face's small random "
+               "values) or local (each head's bias falls linearly with distance, with ALiBi's slopes)"),
+      float_key("model.qk_mimetic", QA_REF(model.t5.qk_mimetic), 0, 1, false, false,
+                "Training from scratch: share of each attention key projection that starts as a copy of its query "
+                "projection, so that identical tokens attend to each other from the start (0 = Hugging Face's init)"),
       string_key("model.feed_forward_proj", QA_REF(model.t5.feed_forward_proj),
                  "FFN: ACT or gated-ACT, ACT in relu, gelu, gelu_new, silu (gated-gelu = gated gelu_new)"),
       bool_key("model.tie_word_embeddings", QA_REF(model.t5.tie_word_embeddings),

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
-#include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
 namespace {
@@ -21,14 +21,6 @@ constexpr float kLowest = std::numeric_limits<float>::lowest();
 // activations) is both more accurate and much faster on CPU in fp32, so products are widened right
 // away; the next product narrows its input again. A no-op in fp32 runs.
 torch::Tensor widen(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
-
-// The dtype attention scores have in this pass (bf16 under autocast): position bias and masks are
-// cast once per pass instead of once per layer. The lowest float becomes -inf in bf16, which is
-// harmless: every query row keeps at least one visible key.
-torch::Tensor to_compute_dtype(const torch::Tensor& bias) {
-  auto dtype = compat::autocast_dtype(bias.device().type());
-  return dtype == bias.scalar_type() ? bias : bias.to(dtype);
-}
 
 // [1, 1, T, T] with the lowest float above the diagonal: position t sees positions <= t.
 torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
@@ -49,6 +41,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (fused_rms_norm_applies(x, weight)) return fused_rms_norm(x, weight, eps_);
   auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   return weight * (x * torch::rsqrt(variance + eps_));
 }
@@ -107,10 +100,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
   }
   // No 1/sqrt(d_kv) scaling: T5 folds it into the initialisation of q.
-  auto scores = torch::matmul(queries, keys.transpose(2, 3));
-  // Scores stay in the product's dtype: a bf16 softmax accumulates in fp32 and is ~2x faster on CPU
-  // than widening [B, H, Q, K] first (the callers pre-cast `bias` to the same dtype once per pass).
-  if (bias.defined()) scores = scores + (bias.scalar_type() == scores.scalar_type() ? bias : bias.to(scores.scalar_type()));
+  // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
+  // small score differences that content-based attention starts from, and their gradients, would
+  // otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again.
+  auto scores = widen(torch::matmul(queries, keys.transpose(2, 3)));
+  if (bias.defined()) scores = scores + bias;
   auto weights = torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
   auto out = torch::matmul(weights, values);  // [B, H, Q, d_kv]
@@ -245,7 +239,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
   const int64_t s = input_ids.size(1);
   auto bias = encoder->first_self_attention()->position_bias(s, s, 0) +
               additive_padding_mask(attention_mask, torch::kFloat);  // [B, H, S, S], shared by all blocks
-  return encoder(shared(input_ids), to_compute_dtype(bias));
+  return encoder(shared(input_ids), bias);
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
@@ -260,8 +254,7 @@ torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const 
   auto self_bias = decoder->first_self_attention()->position_bias(t, t, 0) +
                    additive_causal_mask(t, decoder_input_ids.device());
   auto cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
-  return lm_logits(decoder(shared(decoder_input_ids), to_compute_dtype(self_bias), encoder_states,
-                           to_compute_dtype(cross_bias)));
+  return lm_logits(decoder(shared(decoder_input_ids), self_bias, encoder_states, cross_bias));
 }
 
 torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -272,7 +265,7 @@ torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::
 DecoderState T5ModelImpl::start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask) {
   DecoderState state;
   state.encoder_states = encoder_states;
-  state.cross_bias = to_compute_dtype(additive_padding_mask(attention_mask, torch::kFloat));
+  state.cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
   state.caches.resize(decoder->block->size());
   return state;
 }
@@ -280,10 +273,32 @@ DecoderState T5ModelImpl::start_decoding(const torch::Tensor& encoder_states, co
 torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState& state) {
   const int64_t t = state.position;
   // One new query at position t over keys 0..t: no causal mask needed.
-  auto self_bias = to_compute_dtype(decoder->first_self_attention()->position_bias(1, t + 1, t));
+  auto self_bias = decoder->first_self_attention()->position_bias(1, t + 1, t);
   auto h = decoder(shared(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
   ++state.position;
   return lm_logits(h).squeeze(1);
+}
+
+// Bias[bucket, h] = -slope_h * (smallest distance in the bucket) with ALiBi's slopes
+// slope_h = 2^(-8 (h+1) / H): head 0 sees little beyond its neighbours, the last heads almost
+// everything. Both directions alike.
+void T5ModelImpl::init_local_position_bias(AttentionImpl& a) const {
+  const int64_t n = config_.relative_attention_max_distance, buckets = config_.relative_attention_num_buckets;
+  const bool bidirectional = a.bidirectional();
+  auto rel = torch::arange(-n, n + 1, torch::kLong);
+  auto ids = relative_position_bucket(rel, bidirectional, buckets, n);
+  std::vector<double> nearest(static_cast<std::size_t>(buckets), static_cast<double>(n));
+  for (int64_t i = 0; i < rel.size(0); ++i) {
+    const auto b = static_cast<std::size_t>(ids[i].item<int64_t>());
+    nearest[b] = std::min(nearest[b], static_cast<double>(std::abs(rel[i].item<int64_t>())));
+  }
+  auto w = a.relative_attention_bias->weight;  // [buckets, heads]
+  for (int64_t b = 0; b < buckets; ++b) {
+    for (int64_t h = 0; h < w.size(1); ++h) {
+      const double slope = std::pow(2.0, -8.0 * static_cast<double>(h + 1) / static_cast<double>(w.size(1)));
+      w[b][h] = -slope * nearest[static_cast<std::size_t>(b)];
+    }
+  }
 }
 
 void T5ModelImpl::init_weights(uint64_t seed) {
@@ -300,9 +315,16 @@ void T5ModelImpl::init_weights(uint64_t seed) {
       const double inner = static_cast<double>(config_.inner_dim());
       a->q->weight.normal_(0.0, f * std::pow(d_model * static_cast<double>(config_.d_kv), -0.5));
       a->k->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+      if (const double m = config_.qk_mimetic; m > 0) {  // see T5Config::qk_mimetic
+        auto mixed = (1.0 - m) * a->k->weight / a->k->weight.std() + m * a->q->weight / a->q->weight.std();
+        a->k->weight.copy_(mixed / mixed.std() * (f * std::pow(d_model, -0.5)));
+      }
       a->v->weight.normal_(0.0, f * std::pow(d_model, -0.5));
       a->o->weight.normal_(0.0, f * std::pow(inner, -0.5));
-      if (a->relative_attention_bias) a->relative_attention_bias->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+      if (a->relative_attention_bias) {
+        a->relative_attention_bias->weight.normal_(0.0, f * std::pow(d_model, -0.5));
+        if (config_.position_bias_init == "local") init_local_position_bias(*a);
+      }
     } else if (auto* ff = dynamic_cast<FeedForwardImpl*>(m.get())) {
       for (auto* wi : {&ff->wi, &ff->wi_0, &ff->wi_1}) {
         if (*wi) (*wi)->weight.normal_(0.0, f * std::pow(d_model, -0.5));

@@ -97,6 +97,26 @@ TEST(T5Model, InitialisationFollowsHuggingFaceScales) {
   EXPECT_EQ(m->named_parameters()["encoder.final_layer_norm.weight"].mean().item<double>(), 1.0);
 }
 
+TEST(T5Model, LocalPositionBiasInitFallsWithDistance) {
+  auto c = small_config();
+  c.position_bias_init = "local";
+  T5Model m(c);
+  m->init_weights(1);
+  for (const bool encoder : {true, false}) {
+    auto& a = *(encoder ? m->encoder : m->decoder)->block[0]->as<BlockImpl>()->self_attention->SelfAttention;
+    auto bias = a.position_bias(1, 40, 39).squeeze(0).squeeze(1);  // [H, 40]: distances 39..0 to the left
+    const int64_t heads = bias.size(0);
+    for (int64_t h = 0; h < heads; ++h) {
+      EXPECT_EQ(bias[h][39].item<float>(), 0.0f);  // distance 0
+      for (int64_t k = 1; k < 40; ++k) EXPECT_GE(bias[h][k].item<float>(), bias[h][k - 1].item<float>()) << h << " " << k;
+      if (h > 0) EXPECT_LT(bias[h - 1][0].item<float>(), bias[h][0].item<float>());  // head 0 the most local
+    }
+    // Distance 5 is an exact bucket: -slope * 5 with ALiBi's slope for head 0.
+    EXPECT_NEAR(bias[0][34].item<float>(), -5.0 * std::pow(2.0, -8.0 / static_cast<double>(heads)), 1e-6);
+  }
+  EXPECT_FALSE(m->config().to_hf_json().contains("position_bias_init"));  // not a Hugging Face key
+}
+
 TEST(T5Model, Bf16AutocastStaysCloseToFp32) {
   auto m = make_model(small_config());
   torch::NoGradGuard ng;

@@ -43,6 +43,7 @@ class AttentionImpl : public torch::nn::Module {
                         KVCache* cache = nullptr, bool append_to_cache = false);
   // Position bias [1, H, Q, K] for queries at positions offset..offset+Q-1 (block 0 only).
   torch::Tensor position_bias(int64_t q_len, int64_t k_len, int64_t q_offset);
+  bool bidirectional() const { return bidirectional_; }
 
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   torch::nn::Embedding relative_attention_bias{nullptr};
@@ -170,7 +171,8 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   DecoderState start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask);
   torch::Tensor decode_step(const torch::Tensor& tokens, DecoderState& state);
 
-  // Hugging Face's initialisation for training from scratch (a new untied lm_head: std d_model^-0.5).
+  // Hugging Face's initialisation for training from scratch (a new untied lm_head: std d_model^-0.5;
+  // the position bias as config().position_bias_init says).
   void init_weights(uint64_t seed);
 
   const T5Config& config() const { return config_; }
@@ -181,6 +183,7 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
 
  private:
   torch::Tensor lm_logits(const torch::Tensor& decoder_states);
+  void init_local_position_bias(AttentionImpl& a) const;
   T5Config config_;
 };
 TORCH_MODULE(T5Model);

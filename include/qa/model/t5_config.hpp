@@ -27,6 +27,15 @@ struct T5Config {
   int64_t pad_token_id = 0;
   int64_t eos_token_id = 1;
   int64_t decoder_start_token_id = 0;
+  // Training from scratch only (not part of config.json): "hf" draws the relative position bias
+  // like Hugging Face (std d_model^-0.5, attention starts out nearly uniform); "local" starts each
+  // head with a bias falling linearly with distance (ALiBi's slopes 2^(-8(h+1)/H) per position), so
+  // that the first heads look at their neighbours from the first step.
+  std::string position_bias_init = "hf";
+  // Training from scratch only: how much of each self-attention key projection starts as a copy of
+  // its query projection (k = (1-m) k + m q, then rescaled to k's std): m > 0 makes identical tokens
+  // attend to each other from the start ("mimetic" initialisation; 0 = Hugging Face's init).
+  double qk_mimetic = 0.0;
 
   // Derived from feed_forward_proj by Hugging Face's rules (configuration_t5.py); a config.json
   // that stores them explicitly overrides the derived values, as transformers does.

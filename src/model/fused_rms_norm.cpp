@@ -1,0 +1,118 @@
+#include "qa/model/fused_rms_norm.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+namespace qa {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+constexpr int kLanes = 16;  // independent partial sums: lets the compiler vectorise the reductions
+
+float sum_of_squares(const float* x, int64_t d) {
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += x[j + l] * x[j + l];
+  float s = 0;
+  for (; j < d; ++j) s += x[j] * x[j];
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+float dot(const float* a, const float* b, const float* c, int64_t d) {  // sum a*b*c
+  float acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= d; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += a[j + l] * b[j + l] * c[j + l];
+  float s = 0;
+  for (; j < d; ++j) s += a[j] * b[j] * c[j];
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+// Rows per task: enough work per task to amortise the thread hand-off.
+int64_t grain(int64_t d) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(d, 1)); }
+
+class RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w_in, double eps) {
+    const auto x = x_in.contiguous();
+    const auto w = w_in.contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+    auto y = torch::empty_like(x);
+    auto rstd = torch::empty({rows}, x.options());
+    const float* xp = x.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    float* rp = rstd.data_ptr<float>();
+    at::parallel_for(0, rows, grain(d), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* xr = xp + r * d;
+        float* yr = yp + r * d;
+        const float inv = 1.0f / std::sqrt(sum_of_squares(xr, d) / static_cast<float>(d) + static_cast<float>(eps));
+        rp[r] = inv;
+        for (int64_t j = 0; j < d; ++j) yr[j] = wp[j] * (xr[j] * inv);
+      }
+    });
+    ctx->save_for_backward({x, w, rstd});
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const auto& rstd = saved[2];
+    const auto dy = grads[0].contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+    auto dx = torch::empty_like(x);
+    // dw is a sum over rows: each block of rows writes its own partial row, summed at the end
+    // (fixed blocks, so the result does not depend on the number of threads).
+    const int64_t block = grain(d);
+    const int64_t blocks = (rows + block - 1) / block;
+    auto dw_partial = torch::zeros({std::max<int64_t>(blocks, 1), d}, x.options());
+    const float* xp = x.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    const float* rp = rstd.data_ptr<float>();
+    const float* gp = dy.data_ptr<float>();
+    float* dxp = dx.data_ptr<float>();
+    float* dwp = dw_partial.data_ptr<float>();
+    at::parallel_for(0, blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+      for (int64_t b = b_begin; b < b_end; ++b) {
+        float* dwr = dwp + b * d;
+        for (int64_t r = b * block; r < std::min(rows, (b + 1) * block); ++r) {
+          const float* xr = xp + r * d;
+          const float* gr = gp + r * d;
+          float* dxr = dxp + r * d;
+          const float inv = rp[r];
+          // y = w * xhat, xhat = x * inv: dx = inv * (g*w - xhat * mean(g*w*xhat)), dw += g * xhat
+          const float m = dot(gr, wp, xr, d) * inv / static_cast<float>(d);
+          for (int64_t j = 0; j < d; ++j) {
+            const float xhat = xr[j] * inv;
+            dxr[j] = inv * (gr[j] * wp[j] - xhat * m);
+            dwr[j] += gr[j] * xhat;
+          }
+        }
+      }
+    });
+    return {dx, dw_partial.sum(0), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool fused_rms_norm_applies(const torch::Tensor& x, const torch::Tensor& weight) {
+  return x.device().is_cpu() && weight.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+         weight.scalar_type() == torch::kFloat && weight.dim() == 1 && x.dim() >= 1 && x.size(-1) == weight.size(0);
+}
+
+torch::Tensor fused_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  return RMSNormFunction::apply(x, weight, eps);
+}
+
+}  // namespace qa
