@@ -26,10 +26,13 @@ class Optimizer {
   Optimizer(T5Model& model, const TrainSection& train);
 
   // Clips the global gradient norm to `max_norm` (0: no clipping); returns the norm before clipping.
+  // On CPU the factor is applied by step() as it reads the gradients (flat_gradients() keeps the
+  // unclipped values until then); elsewhere the gradients are scaled here.
   double clip_grad_norm(double max_norm);
-  // One AdamW update with learning rate `lr` (times each tensor's multiplier).
+  // One AdamW update with learning rate `lr` (times each tensor's multiplier); on CPU a single fused
+  // pass over the buffers (train/adamw_kernel).
   void step(double lr);
-  void zero_grad() { grads_.zero_(); }
+  void zero_grad();
 
   // The flat buffers the model's parameters and gradients are views of (data parallelism broadcasts
   // the first and all-reduces the second in a few large calls).
@@ -52,6 +55,7 @@ class Optimizer {
   torch::Tensor decay_;     // per element: multiplier x weight decay (0 for RMSNorm weights)
   std::vector<double> multipliers_;
   int64_t step_ = 0;
+  double grad_scale_ = 1.0;  // clipping factor step() still has to apply (CPU)
 };
 
 }  // namespace qa
