@@ -67,6 +67,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
   T5Model model(c);
   model->init_weights(0);
   model->to(device);
+  const bool sdpa = model->use_sdpa(device.is_cuda());
   model->train();
   TrainSection train;
   Optimizer optimizer(model, train);
@@ -146,6 +147,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
+          {"attention", sdpa ? "scaled_dot_product_attention" : "explicit"},
           {"profile", profile},
           {"profile_table", profile_table}};
 }

@@ -31,6 +31,7 @@ Prepared prepare(const ModelRunOptions& o) {
   EncodeOptions enc{o.source_template, o.max_source_length, o.max_target_length, static_cast<int32_t>(c.eos_token_id)};
   p.data = encode_dataset(p.examples, p.loaded.tokenizer, enc);
   p.loaded.model->to(p.device);
+  p.loaded.model->use_sdpa(p.device.is_cuda());
   spdlog::info("{} examples from {}; model {} ({} on {}, {} threads)", p.examples.size(), o.data, o.model_dir,
                torch_version(), p.device.str(), threads);
   if (p.data.stats.truncated_sources) {

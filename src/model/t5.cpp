@@ -5,6 +5,7 @@
 
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
+#include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
 namespace {
@@ -100,6 +101,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
   }
   // No 1/sqrt(d_kv) scaling: T5 folds it into the initialisation of q.
+  if (use_sdpa_) {  // fused kernel (LibTorch >= 2.1): the bias becomes its additive mask, scale 1
+    const auto dt = queries.scalar_type();
+    auto out = compat::scaled_dot_product_attention(queries, keys.to(dt), values.to(dt),
+                                                    bias.defined() ? bias.to(dt) : bias,
+                                                    is_training() ? dropout_ : 0.0, /*scale=*/1.0);
+    return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+  }
   // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
   // small score differences that content-based attention starts from, and their gradients, would
   // otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again.
@@ -277,6 +285,14 @@ torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState
   auto h = decoder(shared(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
   ++state.position;
   return lm_logits(h).squeeze(1);
+}
+
+bool T5ModelImpl::use_sdpa(bool on) {
+  const bool active = on && compat::kHasSdpa;
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_use_sdpa(active);
+  }
+  return active;
 }
 
 // Bias[bucket, h] = -slope_h * (smallest distance in the bucket) with ALiBi's slopes

@@ -291,11 +291,14 @@ TrainSummary train(const Config& cfg) {
   if (!in.pretrained && resume_dir.empty()) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   model->train();
+  // Fused attention kernels where they pay (CUDA, LibTorch >= 2.1); explicit products on CPU.
+  const bool sdpa = model->use_sdpa(device.is_cuda());
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();
-  spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters",
+  spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters, attention {}",
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
-               in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params);
+               in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params,
+               sdpa ? "scaled_dot_product_attention" : "explicit");
   Optimizer optimizer(model, cfg.train);
   // Dropout stream, independent of init; each rank its own (rank 0's equals a single process's).
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank));

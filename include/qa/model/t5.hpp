@@ -44,6 +44,9 @@ class AttentionImpl : public torch::nn::Module {
   // Position bias [1, H, Q, K] for queries at positions offset..offset+Q-1 (block 0 only).
   torch::Tensor position_bias(int64_t q_len, int64_t k_len, int64_t q_offset);
   bool bidirectional() const { return bidirectional_; }
+  // Attention through at::scaled_dot_product_attention (position bias and mask as its additive
+  // mask) instead of explicit products and softmax; see T5ModelImpl::use_sdpa.
+  void set_use_sdpa(bool on) { use_sdpa_ = on; }
 
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   torch::nn::Embedding relative_attention_bias{nullptr};
@@ -53,6 +56,7 @@ class AttentionImpl : public torch::nn::Module {
   int64_t n_heads_, d_kv_, num_buckets_, max_distance_;
   bool bidirectional_;
   double dropout_;
+  bool use_sdpa_ = false;
 };
 TORCH_MODULE(Attention);
 
@@ -176,6 +180,10 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   void init_weights(uint64_t seed);
 
   const T5Config& config() const { return config_; }
+
+  // Every attention layer through at::scaled_dot_product_attention when `on` and this LibTorch has
+  // it (>= 2.1; fused memory-efficient kernels on CUDA); returns whether it is now in use.
+  bool use_sdpa(bool on);
 
   torch::nn::Embedding shared{nullptr};
   Stack encoder{nullptr}, decoder{nullptr};

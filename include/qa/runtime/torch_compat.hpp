@@ -67,6 +67,20 @@ class AutocastScope {
   bool previous_ = false;
 };
 
+// at::scaled_dot_product_attention with an explicit `scale` (T5 uses 1: no 1/sqrt(d)) exists from
+// LibTorch 2.1. Returns an undefined tensor where it does not; callers then compute attention
+// themselves. attn_mask is additive, in the dtype of q (or broadcastable to [B, H, Q, K]).
+constexpr bool kHasSdpa = QA_TORCH_VERSION_AT_LEAST(2, 1);
+inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               const at::Tensor& attn_mask, double dropout_p, double scale) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 1)
+  return at::scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, /*is_causal=*/false, scale);
+#else
+  (void)q, (void)k, (void)v, (void)attn_mask, (void)dropout_p, (void)scale;
+  return {};
+#endif
+}
+
 }  // namespace qa::compat
 
 // c10d (only where data_parallel.cpp includes its headers first): LibTorch 2.x splits the process
