@@ -156,11 +156,12 @@ class NamePool:
             self.by_family.setdefault(l, []).append((f, l))
 
 
-def pick_people(rng, names, n_people):
-    """n distinct (first, family) names; half the paragraphs have a relative or a namesake, so
-    that neither the first nor the family name alone always tells the people apart."""
+def pick_people(rng, names, n_people, namesake_rate):
+    """n distinct (first, family) names; a share (namesake_rate) of the paragraphs have a relative
+    or a namesake, so that neither the first nor the family name alone always tells the people
+    apart; with rate 0 no two people share a first or a family name."""
     people = [rng.choice(names.pool)]
-    if rng.random() < 0.5:
+    if rng.random() < namesake_rate:
         f, l = people[0]
         same = names.by_first[f] if rng.random() < 0.5 else names.by_family[l]
         other = rng.choice(same)
@@ -168,7 +169,8 @@ def pick_people(rng, names, n_people):
             people.append(other)
     while len(people) < n_people:
         c = rng.choice(names.pool)
-        if c not in people:
+        # Rate 0 rules out shared first or family names altogether (otherwise chance may pair them).
+        if c not in people and (namesake_rate > 0 or all(c[0] != p[0] and c[1] != p[1] for p in people)):
             people.append(c)
     rng.shuffle(people)
     return [f + " " + l for f, l in people]
@@ -177,7 +179,7 @@ def pick_people(rng, names, n_people):
 def make_example(rng, names, ex_id, shape):
     n_people = rng.choice(shape.people)
     attrs = rng.sample(ATTRS, rng.choice(shape.attributes))
-    people = pick_people(rng, names, n_people)
+    people = pick_people(rng, names, n_people, shape.namesake_rate)
     values = {a: rng.sample(VALUES[a], n_people) for a in attrs}
 
     target_p = rng.randrange(n_people)
@@ -190,7 +192,9 @@ def make_example(rng, names, ex_id, shape):
         rng.shuffle(order)
         sentence = (" " if context else "") + name + " "
         for i, a in enumerate(order):
-            if i > 0:
+            if i > 0 and shape.sentence_per_attribute:
+                sentence += ". " + name + " "
+            elif i > 0:
                 sentence += " and " if i == len(order) - 1 else ", "
             tpl = rng.choice(CLAUSES[a])
             v = values[a][p]
@@ -224,6 +228,11 @@ def main():
                     help="attributes per person, e.g. 3 or 4,5 (>= 2)")
     ap.add_argument("--first-names", type=int, default=150, help="first-name pool size")
     ap.add_argument("--family-names", type=int, default=150, help="family-name pool size")
+    ap.add_argument("--namesake-rate", type=float, default=0.5,
+                    help="share of paragraphs where two people share a first or family name "
+                         "(0: no shared names at all)")
+    ap.add_argument("--sentence-per-attribute", action="store_true",
+                    help="one sentence per attribute, each starting with the full name")
     ap.add_argument("--intros", action="store_true", help="sometimes open with a scene sentence")
     ap.add_argument("--out-dir", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "data"))
