@@ -2,6 +2,8 @@
 // computes what the explicit products compute: logits and every gradient, fp32 and bf16 autocast.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "../support/tiny_model.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -38,16 +40,33 @@ double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
 }
 
+// All gradients as one vector: |a - b| / |b| in L2.
+double global_err(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double diff = 0, ref = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff += (a[i] - b[i]).pow(2).sum().item<double>();
+    ref += b[i].pow(2).sum().item<double>();
+  }
+  return std::sqrt(diff / std::max(ref, 1e-30));
+}
+
 TEST(SdpaAttention, SameLogitsAndGradientsAsTheExplicitProducts) {
   if (!compat::kHasSdpa) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no scaled_dot_product_attention with scale";
-  for (const bool bf16 : {false, true}) {
-    SCOPED_TRACE(bf16 ? "bf16" : "fp32");
-    const Pass ref = run(false, bf16), got = run(true, bf16);
-    const double tol = bf16 ? 3e-2 : 1e-5;
-    EXPECT_LT(rel_err(got.logits, ref.logits), tol);
-    ASSERT_EQ(got.grads.size(), ref.grads.size());
-    for (std::size_t i = 0; i < ref.grads.size(); ++i) EXPECT_LT(rel_err(got.grads[i], ref.grads[i]), bf16 ? 6e-2 : 1e-4) << i;
-  }
+  // fp32: the same computation up to summation order.
+  const Pass ref = run(false, false), got = run(true, false);
+  EXPECT_LT(rel_err(got.logits, ref.logits), 1e-5);
+  ASSERT_EQ(got.grads.size(), ref.grads.size());
+  for (std::size_t i = 0; i < ref.grads.size(); ++i) EXPECT_LT(rel_err(got.grads[i], ref.grads[i]), 1e-4) << i;
+  // bf16: both paths round differently (the fused kernel keeps its own precision inside), so each is
+  // compared with the fp32 result: the fused path must be about as accurate as the explicit one. A
+  // wrong mask or scale would be off by O(1).
+  const Pass explicit_bf16 = run(false, true), sdpa_bf16 = run(true, true);
+  EXPECT_LT(rel_err(sdpa_bf16.logits, ref.logits), 3e-2);
+  const double err_explicit = global_err(explicit_bf16.grads, ref.grads);
+  const double err_sdpa = global_err(sdpa_bf16.grads, ref.grads);
+  EXPECT_LT(err_explicit, 0.1);
+  EXPECT_LE(err_sdpa, 3 * err_explicit + 0.02) << "explicit " << err_explicit;
+  for (std::size_t i = 0; i < ref.grads.size(); ++i) EXPECT_LT(rel_err(sdpa_bf16.grads[i], ref.grads[i]), 0.3) << i;
 }
 
 TEST(SdpaAttention, UnavailableBefore2_1) {
