@@ -60,7 +60,8 @@ nlohmann::json run_bench(const BenchOptions& o) {
   }
   const int threads = configure_threads(o.threads);
   const std::string device_name = resolve_device(o.device);
-  const torch::Device device(device_name);
+  // An explicit index, as in training: CUDA queries (allocator figures) need one.
+  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   const bool bf16 = o.precision == "bf16";
   const T5Config c = shape_config(o.shape);
   torch::manual_seed(0);
@@ -143,7 +144,8 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_tflops", peak / 1e12},
           {"mfu", achieved / peak},
           {"gen_tokens_per_sec", static_cast<double>(o.batch * o.tgt_len) / gen_seconds},
-          {"peak_mem_mb", device.is_cuda() ? cuda_memory_fields(device.index()).value("cuda_peak_allocated_mb", 0.0) : peak_rss_mb()},
+          {"peak_mem_mb", device.is_cuda() ? cuda_memory_stats(device.index()).value_or(CudaMemoryStats{}).peak_allocated_mib
+                                          : peak_rss_mb()},
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},

@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
-#include <vector>
 
 namespace qa {
 namespace {
@@ -11,26 +10,16 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-constexpr int kLanes = 16;  // independent partial sums: lets the compiler vectorise the reductions
-
-float sum_of_squares(const float* x, int64_t d) {
+// sum over j < d of term(j), in kLanes independent partial sums so that the compiler vectorises it.
+constexpr int kLanes = 16;
+template <class Term>
+float lane_sum(int64_t d, Term term) {
   float acc[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= d; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += x[j + l] * x[j + l];
+    for (int l = 0; l < kLanes; ++l) acc[l] += term(j + l);
   float s = 0;
-  for (; j < d; ++j) s += x[j] * x[j];
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
-
-float dot(const float* a, const float* b, const float* c, int64_t d) {  // sum a*b*c
-  float acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= d; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[j + l] * b[j + l] * c[j + l];
-  float s = 0;
-  for (; j < d; ++j) s += a[j] * b[j] * c[j];
+  for (; j < d; ++j) s += term(j);
   for (int l = 0; l < kLanes; ++l) s += acc[l];
   return s;
 }
@@ -54,7 +43,8 @@ class RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
       for (int64_t r = begin; r < end; ++r) {
         const float* xr = xp + r * d;
         float* yr = yp + r * d;
-        const float inv = 1.0f / std::sqrt(sum_of_squares(xr, d) / static_cast<float>(d) + static_cast<float>(eps));
+        const float sum_sq = lane_sum(d, [xr](int64_t j) { return xr[j] * xr[j]; });
+        const float inv = 1.0f / std::sqrt(sum_sq / static_cast<float>(d) + static_cast<float>(eps));
         rp[r] = inv;
         for (int64_t j = 0; j < d; ++j) yr[j] = wp[j] * (xr[j] * inv);
       }
@@ -91,7 +81,7 @@ class RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
           float* dxr = dxp + r * d;
           const float inv = rp[r];
           // y = w * xhat, xhat = x * inv: dx = inv * (g*w - xhat * mean(g*w*xhat)), dw += g * xhat
-          const float m = dot(gr, wp, xr, d) * inv / static_cast<float>(d);
+          const float m = lane_sum(d, [gr, wp, xr](int64_t j) { return gr[j] * wp[j] * xr[j]; }) * inv / static_cast<float>(d);
           for (int64_t j = 0; j < d; ++j) {
             const float xhat = xr[j] * inv;
             dxr[j] = inv * (gr[j] * wp[j] - xhat * m);

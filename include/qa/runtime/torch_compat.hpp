@@ -32,16 +32,6 @@ inline bool set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dt
 #endif
 }
 
-// The dtype matrix products produce on `device` right now: the autocast dtype when autocast is on, else fp32.
-inline at::ScalarType autocast_dtype(c10::DeviceType device) {
-#if QA_TORCH_VERSION_AT_LEAST(2, 4)
-  return at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : at::kFloat;
-#else
-  if (device == c10::DeviceType::CUDA) return at::autocast::is_enabled() ? at::autocast::get_autocast_gpu_dtype() : at::kFloat;
-  return at::autocast::is_cpu_enabled() ? at::autocast::get_autocast_cpu_dtype() : at::kFloat;
-#endif
-}
-
 // RAII scope for autocast, as Python's `with torch.autocast(...)`.
 class AutocastScope {
  public:
