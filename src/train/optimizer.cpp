@@ -83,8 +83,35 @@ void Optimizer::step(double lr) {
   params_.addcdiv_(exp_avg_ * lr_scale_, denom, -lr / bias1);
 }
 
+Optimizer::DeviceStep Optimizer::clip_and_step_on_device(double max_norm, double lr, const torch::Tensor& loss) {
+  torch::NoGradGuard no_grad;
+  if (!device_step_.defined()) {
+    device_step_ = torch::full({}, static_cast<double>(step_), params_.options().dtype(torch::kDouble));
+  }
+  const double b1 = options_.adam_beta1, b2 = options_.adam_beta2;
+  auto norm = grads_.norm();
+  auto ok = torch::isfinite(norm).logical_and(torch::isfinite(loss.to(torch::kFloat)));
+  auto okf = ok.to(torch::kFloat);
+  auto scale = okf;  // 0 zeroes a skipped step's gradient (NaN * 0 is NaN, hence where() below)
+  if (max_norm > 0) scale = scale * (max_norm / (norm + 1e-6)).clamp_max(1.0);
+  auto g = torch::where(ok, grads_ * scale, torch::zeros({}, grads_.options()));
+  device_step_.add_(okf.to(torch::kDouble));
+  // A skipped step leaves the step count as it was: the corrections below are then finite and unused.
+  auto bias1 = (1.0 - torch::pow(b1, device_step_.clamp_min(1.0))).to(torch::kFloat);
+  auto bias2 = (1.0 - torch::pow(b2, device_step_.clamp_min(1.0))).to(torch::kFloat);
+  // Moments move by the usual amount where ok, not at all where skipped: m + w (g - m) with w = 0.
+  exp_avg_.lerp_(g, okf * (1.0 - b1));
+  exp_avg_sq_.lerp_(g * g, okf * (1.0 - b2));
+  params_.sub_(params_ * decay_ * (okf * lr));  // decoupled weight decay
+  auto denom = (exp_avg_sq_.sqrt() / bias2.sqrt()).add_(options_.adam_epsilon);
+  params_.sub_(exp_avg_ * lr_scale_ / denom * (okf * lr / bias1));
+  return {norm, 1.0 - okf};
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state() const {
-  return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}, {"step", torch::tensor(static_cast<double>(step_), torch::kDouble)}};
+  auto step = device_step_.defined() ? device_step_.to(torch::kCPU)
+                                     : torch::tensor(static_cast<double>(step_), torch::kDouble);
+  return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}, {"step", step}};
 }
 
 void Optimizer::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
@@ -101,6 +128,7 @@ void Optimizer::load_state(const std::map<std::string, torch::Tensor>& state, co
     dst->copy_(src);
   }
   step_ = static_cast<int64_t>(state.at("step").item<double>());
+  device_step_ = torch::Tensor();  // the device count restarts from step_
 }
 
 }  // namespace qa

@@ -20,19 +20,30 @@ StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const torch::Device& device, bool bf16, int64_t normalizer,
                                 const std::function<void()>& before_last_backward) {
   const T5Config& c = model->config();
+  std::vector<Batch> batches;
+  for (const auto* m : micro_batches) {
+    batches.push_back(m->empty() ? Batch{} : collate(data, *m, c.pad_token_id, c.decoder_start_token_id).to(device));
+  }
+  return accumulate_gradients(model, batches, device, bf16, normalizer, before_last_backward);
+}
+
+StepTotals accumulate_gradients(T5Model& model, const std::vector<Batch>& batches, const torch::Device& device,
+                                bool bf16, int64_t normalizer,
+                                const std::function<void()>& before_last_backward) {
+  const T5Config& c = model->config();
   StepTotals totals;
   // The normaliser must be known before the first backward: count the step's tokens up front.
-  totals.target_tokens = count_target_tokens(data, micro_batches);
-  const double denominator = static_cast<double>(normalizer > 0 ? normalizer : totals.target_tokens);
-  totals.loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-  std::size_t last = micro_batches.size();
-  for (std::size_t k = 0; k < micro_batches.size(); ++k) {
-    if (!micro_batches[k]->empty()) last = k;
+  std::size_t last = batches.size();
+  for (std::size_t k = 0; k < batches.size(); ++k) {
+    if (!batches[k].input_ids.defined()) continue;
+    totals.target_tokens += batches[k].target_tokens;
+    last = k;
   }
-  for (std::size_t k = 0; k < micro_batches.size(); ++k) {
-    const auto* m = micro_batches[k];
-    if (m->empty()) continue;
-    Batch b = collate(data, *m, c.pad_token_id, c.decoder_start_token_id).to(device);
+  totals.loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+  const double denominator = static_cast<double>(normalizer > 0 ? normalizer : totals.target_tokens);
+  for (std::size_t k = 0; k < batches.size(); ++k) {
+    const Batch& b = batches[k];
+    if (!b.input_ids.defined()) continue;
     torch::Tensor loss;
     {
       compat::AutocastScope autocast(device, bf16);

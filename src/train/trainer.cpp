@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "qa/data/batch_prefetcher.hpp"
 #include "qa/data/batch_sampler.hpp"
 #include "qa/data/encoded_dataset.hpp"
 #include "qa/data/jsonl_reader.hpp"
@@ -27,6 +28,7 @@
 #include "qa/train/checkpoint.hpp"
 #include "qa/train/checkpoint_store.hpp"
 #include "qa/train/data_parallel.hpp"
+#include "qa/train/device_step_window.hpp"
 #include "qa/train/gradient_sync.hpp"
 #include "qa/train/lr_schedule.hpp"
 #include "qa/train/optimizer.hpp"
@@ -180,6 +182,11 @@ double metric_of(const std::string& metric, const EvalResult& r) {
   if (metric == "loss") return r.loss;
   if (metric == "f1") return r.f1;
   return r.exact_match;
+}
+
+Error diverged(int64_t bad_steps_in_a_row) {
+  return Error("training diverged: " + std::to_string(bad_steps_in_a_row) +
+               " consecutive steps with a non-finite loss or gradient; lower train.learning_rate");
 }
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -378,7 +385,32 @@ TrainSummary train(const Config& cfg) {
   bool saved = ts.best_step >= 0 && dir_exists(model_dir);  // a resumed run's best model is already there
   ProgressBar progress(true);
 
-  auto epoch_batches = sampler.epoch_batches(ts.epoch);
+  // The micro-batches of the optimizer step that starts at (epoch, position) — up to `accum` of one
+  // epoch, as an update never spans two — and where the step after it starts. Pure, so that the next
+  // step can be collated (BatchPrefetcher) while this one computes.
+  struct StepPlan {
+    int64_t epoch, next_position;
+    MicroBatches shares;  // this rank's share of each global micro-batch
+  };
+  std::vector<std::pair<int64_t, std::vector<std::vector<std::size_t>>>> epoch_cache;  // the last two epochs
+  auto batches_of = [&](int64_t epoch) -> const std::vector<std::vector<std::size_t>>& {
+    for (const auto& [e, b] : epoch_cache) {
+      if (e == epoch) return b;
+    }
+    if (epoch_cache.size() == 2) epoch_cache.erase(epoch_cache.begin());
+    epoch_cache.emplace_back(epoch, sampler.epoch_batches(epoch));
+    return epoch_cache.back().second;
+  };
+  auto plan_step = [&](int64_t epoch, int64_t position) {
+    if (position >= static_cast<int64_t>(batches_of(epoch).size())) ++epoch, position = 0;
+    const auto& batches = batches_of(epoch);
+    StepPlan plan{epoch, position, {}};
+    while (static_cast<int64_t>(plan.shares.size()) < accum && plan.next_position < static_cast<int64_t>(batches.size())) {
+      plan.shares.push_back(rank_share(batches[static_cast<std::size_t>(plan.next_position++)], layout.rank, layout.world_size));
+    }
+    return plan;
+  };
+  BatchPrefetcher prefetcher(train_data, in.model.pad_token_id, in.model.decoder_start_token_id, device);
   // Since the last log line:
   double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0, window_flops = 0;
   // MFU: model FLOPs per second over the matrix-product peak of all the run's devices, measured here.
@@ -433,7 +465,27 @@ TrainSummary train(const Config& cfg) {
     return better;
   };
 
+  // On a GPU (one process) a step never waits for the device: the loss, gradient norm and skipped
+  // updates stay there until a log line or checkpoint reads them (DeviceStepWindow). Skipped updates
+  // are then reported, and max_bad_steps enforced, at that read.
+  const bool on_device_steps = device.is_cuda() && !dp.active();
+  DeviceStepWindow device_window;
+  auto read_device_window = [&] {
+    if (device_window.empty()) return;
+    const DeviceStepWindow::Totals t = device_window.read();
+    window_loss_sum += t.loss_sum;
+    last_grad_norm = t.last_grad_norm;
+    bad_steps_in_a_row = t.skipped_in_a_row;
+    if (t.skipped == 0) return;
+    ts.bad_steps += t.skipped;
+    progress.clear();
+    spdlog::warn("steps {}..{}: {} updates skipped for a non-finite loss or gradient norm ({} so far)",
+                 ts.step - t.steps + 1, ts.step, t.skipped, ts.bad_steps);
+    if (bad_steps_in_a_row >= cfg.train.max_bad_steps) throw diverged(bad_steps_in_a_row);
+  };
+
   auto write_checkpoint = [&] {
+    read_device_window();  // the checkpoint's count of skipped updates must be current
     last_checkpoint_step = ts.step;
     if (!is_main) return;
     progress.clear();
@@ -447,29 +499,24 @@ TrainSummary train(const Config& cfg) {
   bool out_of_time = false;
   if (ts.step >= total_steps) spdlog::info("resume: the run was already complete at step {}", ts.step);
   while (ts.step < total_steps && !out_of_time) {
-    if (ts.position >= static_cast<int64_t>(epoch_batches.size())) {
-      ++ts.epoch;
-      ts.position = 0;
-      epoch_batches = sampler.epoch_batches(ts.epoch);
-    }
     // One optimizer step: up to `accum` micro-batches of this epoch, loss normalised by their total
     // target tokens so that accumulation equals one large batch exactly.
-    std::vector<std::vector<std::size_t>> shares;
-    while (static_cast<int64_t>(shares.size()) < accum && ts.position < static_cast<int64_t>(epoch_batches.size())) {
-      shares.push_back(rank_share(epoch_batches[static_cast<std::size_t>(ts.position++)], layout.rank, layout.world_size));
-    }
-    std::vector<const std::vector<std::size_t>*> micro;
-    for (const auto& m : shares) micro.push_back(&m);
+    const StepPlan plan = plan_step(ts.epoch, ts.position);
+    ts.epoch = plan.epoch;
+    ts.position = plan.next_position;
+    const std::vector<Batch> batches = prefetcher.take(plan.shares);
+    if (ts.step + 1 < total_steps) prefetcher.prefetch(plan_step(ts.epoch, ts.position).shares);
     ++ts.step;
     // The loss is normalised by the target tokens of the global batch, so that the sum of the ranks'
     // gradients is the gradient of the whole batch.
-    int64_t step_tokens = count_target_tokens(train_data, micro);
+    int64_t step_tokens = 0;
+    for (const auto& b : batches) step_tokens += b.target_tokens;
     if (dp.active()) {
       auto t = torch::tensor({static_cast<double>(step_tokens)}, torch::kDouble).to(device);
       dp.all_reduce_sum(t);
       step_tokens = static_cast<int64_t>(t.item<double>());
     }
-    const StepTotals totals = accumulate_gradients(model, train_data, micro, device, bf16, step_tokens, [&] {
+    const StepTotals totals = accumulate_gradients(model, batches, device, bf16, step_tokens, [&] {
       if (grad_sync) grad_sync->arm();
     });
     double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
@@ -485,37 +532,41 @@ TrainSummary train(const Config& cfg) {
       step_source_tokens = cpu[1].item<double>();
       step_padded = cpu[2].item<double>();
       step_flops = cpu[3].item<double>();
-    } else {
+    } else if (!on_device_steps) {
       step_loss_sum = totals.loss_sum.item<double>();
     }
     const double all_tokens = step_source_tokens + static_cast<double>(step_tokens);
-    const double grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
-    const double step_loss = step_loss_sum / static_cast<double>(step_tokens);
     const double lr = schedule.at(ts.step);
-    if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
-      // Skip the update rather than poison the weights; give up if it keeps happening.
-      ++ts.bad_steps;
-      ++bad_steps_in_a_row;
-      progress.clear();
-      spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, grad norm {}); update skipped ({} so far)",
-                   ts.step, step_loss, grad_norm, ts.bad_steps);
-      if (bad_steps_in_a_row >= cfg.train.max_bad_steps) {
-        throw Error("training diverged: " + std::to_string(bad_steps_in_a_row) +
-                    " consecutive steps with a non-finite loss or gradient; lower train.learning_rate");
-      }
+    double step_loss = NAN;
+    if (on_device_steps) {
+      // Clip, skip-if-non-finite and update all decided on the GPU; read back at log steps.
+      auto r = optimizer.clip_and_step_on_device(cfg.train.max_grad_norm, lr, totals.loss_sum);
+      device_window.add(totals.loss_sum, r.grad_norm, r.skipped);
     } else {
-      bad_steps_in_a_row = 0;
-      optimizer.step(lr);
+      const double grad_norm = optimizer.clip_grad_norm(cfg.train.max_grad_norm);
+      step_loss = step_loss_sum / static_cast<double>(step_tokens);
+      last_grad_norm = grad_norm;
+      if (!std::isfinite(step_loss) || !std::isfinite(grad_norm)) {
+        // Skip the update rather than poison the weights; give up if it keeps happening.
+        ++ts.bad_steps;
+        ++bad_steps_in_a_row;
+        progress.clear();
+        spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, grad norm {}); update skipped ({} so far)",
+                     ts.step, step_loss, grad_norm, ts.bad_steps);
+        if (bad_steps_in_a_row >= cfg.train.max_bad_steps) throw diverged(bad_steps_in_a_row);
+      } else {
+        bad_steps_in_a_row = 0;
+        optimizer.step(lr);
+      }
     }
     optimizer.zero_grad();
 
-    window_loss_sum += step_loss_sum;
+    if (!on_device_steps) window_loss_sum += step_loss_sum;
     window_tokens += static_cast<double>(step_tokens);
     window_all_tokens += all_tokens;
     window_padded_tokens += step_padded;
     window_flops += step_flops;
     last_lr = lr;
-    last_grad_norm = grad_norm;
     const double elapsed = seconds_since(train_start);
     out_of_time = cfg.train.max_time_minutes > 0 && seconds_since(run_start) >= cfg.train.max_time_minutes * 60;
     if (dp.active()) {  // the ranks' clocks differ: stop together when any of them is out of time
@@ -525,6 +576,7 @@ TrainSummary train(const Config& cfg) {
     }
     const bool last = ts.step == total_steps || out_of_time;
     if (ts.step % cfg.train.log_every_steps == 0 || last) {
+      read_device_window();
       const double window_sec = seconds_since(window_start);
       last_loss = window_loss_sum / window_tokens;
       last_tokens_per_sec = window_all_tokens / std::max(window_sec, 1e-9);

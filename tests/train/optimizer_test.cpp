@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "../support/tiny_model.hpp"
 
 namespace qa {
@@ -56,6 +58,50 @@ TEST(Optimizer, MatchesTorchAdamWStepByStep) {
       EXPECT_TRUE(torch::allclose(p.value(), theirs[p.key()], 1e-5, 1e-6)) << p.key();
     }
   }
+}
+
+// The device-side step (accelerators, no host synchronisation) must equal the host path: clip, update,
+// and a step with a non-finite gradient skipped entirely (the trainer skips it on the host).
+TEST(Optimizer, DeviceStepEqualsHostStepAndSkipsNonFiniteSteps) {
+  TrainSection t;
+  t.weight_decay = 0.1;
+  t.lr_scaling = "param_rms";
+  T5Model host(test::tiny_t5_config(30)), dev(test::tiny_t5_config(30));
+  host->init_weights(4);
+  dev->init_weights(4);
+  Optimizer host_opt(host, t), dev_opt(dev, t);
+  const auto loss = torch::tensor(2.5f);
+  for (int step = 0; step < 5; ++step) {
+    SCOPED_TRACE(step);
+    host_opt.zero_grad();
+    dev_opt.zero_grad();
+    backward_on_batch(host);
+    backward_on_batch(dev);
+    const bool poison = step == 2;
+    if (poison) {
+      host_opt.flat_gradients()[3] = NAN;
+      dev_opt.flat_gradients()[3] = NAN;
+    }
+    const double norm = host_opt.clip_grad_norm(0.5);
+    if (std::isfinite(norm)) host_opt.step(0.01);
+    auto r = dev_opt.clip_and_step_on_device(0.5, 0.01, loss);
+    EXPECT_EQ(r.skipped.item<float>(), poison ? 1.0f : 0.0f);
+    if (!poison) EXPECT_NEAR(r.grad_norm.item<double>(), norm, 1e-5 * norm);
+  }
+  EXPECT_TRUE(torch::allclose(dev_opt.flat_parameters(), host_opt.flat_parameters(), 1e-5, 1e-7));
+  auto hs = host_opt.state(), ds = dev_opt.state();
+  for (std::size_t i = 0; i < hs.size(); ++i) {
+    EXPECT_EQ(hs[i].first, ds[i].first);
+    EXPECT_TRUE(torch::allclose(ds[i].second, hs[i].second, 1e-5, 1e-9)) << hs[i].first;
+  }
+  EXPECT_EQ(ds[2].second.item<double>(), 4.0);  // 5 steps, one skipped
+  // A non-finite loss alone also skips the update.
+  dev_opt.zero_grad();
+  backward_on_batch(dev);
+  auto before = dev_opt.flat_parameters().clone();
+  auto r = dev_opt.clip_and_step_on_device(0.5, 0.01, torch::tensor(NAN));
+  EXPECT_EQ(r.skipped.item<float>(), 1.0f);
+  EXPECT_TRUE(torch::equal(dev_opt.flat_parameters(), before));
 }
 
 TEST(Optimizer, ParamRmsGivesEmbeddingsALargerStepThanProjections) {

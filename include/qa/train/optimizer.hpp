@@ -34,6 +34,16 @@ class Optimizer {
   void step(double lr);
   void zero_grad();
 
+  // Clipping and update decided on the device, for accelerators: nothing here waits for the GPU.
+  // `loss` is the step's summed loss (0-dim, on the device). Where it or the gradient norm is not
+  // finite, the update is skipped (parameters, moments and step count untouched), as step() callers
+  // do on the host. The returned 0-dim fp32 tensors are read only when logging.
+  struct DeviceStep {
+    torch::Tensor grad_norm;  // before clipping
+    torch::Tensor skipped;    // 1 where the update was skipped, else 0
+  };
+  DeviceStep clip_and_step_on_device(double max_norm, double lr, const torch::Tensor& loss);
+
   // The flat buffers the model's parameters and gradients are views of (data parallelism broadcasts
   // the first and all-reduces the second in a few large calls).
   const torch::Tensor& flat_parameters() const { return params_; }
@@ -55,6 +65,7 @@ class Optimizer {
   torch::Tensor decay_;     // per element: multiplier x weight decay (0 for RMSNorm weights)
   std::vector<double> multipliers_;
   int64_t step_ = 0;
+  torch::Tensor device_step_;  // float64 step count of clip_and_step_on_device (skips not counted)
   double grad_scale_ = 1.0;  // clipping factor step() still has to apply (CPU)
 };
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "qa/data/collate.hpp"
 #include "qa/data/encoded_dataset.hpp"
 #include "qa/model/t5.hpp"
 
@@ -31,6 +32,12 @@ struct StepTotals {
 StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const std::vector<const std::vector<std::size_t>*>& micro_batches,
                                 const torch::Device& device, bool bf16, int64_t normalizer = 0,
+                                const std::function<void()>& before_last_backward = nullptr);
+
+// The same over micro-batches already collated and on the device (BatchPrefetcher::take); entries
+// without tensors (a rank's empty share) are skipped. `normalizer` 0: the batches' target tokens.
+StepTotals accumulate_gradients(T5Model& model, const std::vector<Batch>& batches, const torch::Device& device,
+                                bool bf16, int64_t normalizer = 0,
                                 const std::function<void()>& before_last_backward = nullptr);
 
 // Target tokens of the micro-batches (EOS included): the loss normaliser.
