@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench_opts.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   bench_cmd->add_flag("--json", bench_json, "Print one JSON object as the last stdout line");
+  bench_cmd->add_flag("--activation-checkpointing", bench_opts.activation_checkpointing,
+                      "Recompute each block's activations in the backward pass (less memory, more compute)");
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
                         "Profile one more step and print its N most expensive ops by self time (stderr)")
       ->check(CLI::NonNegativeNumber);
@@ -182,13 +184,13 @@ int main(int argc, char** argv) {
         std::printf("%s\n", r.dump().c_str());
       } else {
         std::printf("%s %s %s batch %lld src %lld tgt %lld: %.1f ms/step, %.0f tokens/s, MFU %.1f%% (%.3f of %.3f TFLOP/s), "
-                    "generation %.0f tokens/s, peak memory %.0f MB\n",
+                    "generation %.0f tokens/s, peak memory %.0f MB%s\n",
                     r["shape"].get<std::string>().c_str(), r["device"].get<std::string>().c_str(),
                     r["precision"].get<std::string>().c_str(), static_cast<long long>(bench_opts.batch),
                     static_cast<long long>(bench_opts.src_len), static_cast<long long>(bench_opts.tgt_len),
                     r["ms_per_step"].get<double>(), r["tokens_per_sec"].get<double>(), 100 * r["mfu"].get<double>(),
                     r["step_tflops"].get<double>(), r["peak_tflops"].get<double>(), r["gen_tokens_per_sec"].get<double>(),
-                    r["peak_mem_mb"].get<double>());
+                    r["peak_mem_mb"].get<double>(), bench_opts.activation_checkpointing ? " (activation checkpointing)" : "");
       }
       return 0;
     }

@@ -70,6 +70,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
   model->to(device);
   const bool sdpa = model->use_sdpa(device.is_cuda());
   model->train();
+  model->set_activation_checkpointing(o.activation_checkpointing);
   TrainSection train;
   Optimizer optimizer(model, train);
   auto ids = torch::randint(3, c.vocab_size, {o.batch, o.src_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
@@ -150,6 +151,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
           {"attention", sdpa ? "scaled_dot_product_attention" : "explicit"},
+          {"activation_checkpointing", o.activation_checkpointing},
           {"profile", profile},
           {"profile_table", profile_table}};
 }

@@ -145,6 +145,10 @@ std::vector<KeySpec> build_schema() {
       int_key("train.log_every_steps", QA_REF(train.log_every_steps), 1, "Steps between log lines"),
       int_key("train.max_bad_steps", QA_REF(train.max_bad_steps), 1,
               "Consecutive steps with a non-finite loss or gradient (each skipped) before the run stops"),
+      bool_key("train.activation_checkpointing", QA_REF(train.activation_checkpointing),
+               "Keep only each transformer block's inputs and recompute its activations in the backward pass "
+               "(Hugging Face's gradient_checkpointing): much less activation memory for one more forward pass of the "
+               "blocks"),
       // ---- eval -------------------------------------------------------------------------------------
       int_key("eval.every_steps", QA_REF(eval.every_steps), 0, "Steps between evaluations (0 = only at the end)"),
       int_key("eval.batch_size", QA_REF(eval.batch_size), 1, "Examples per evaluation batch"),

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -215,8 +216,16 @@ torch::Tensor StackImpl::forward(const torch::Tensor& embeds, const torch::Tenso
                                  std::vector<BlockCache>* caches) {
   if (caches && caches->size() != blocks_.size()) caches->resize(blocks_.size());
   auto h = maybe_dropout(embeds, dropout_, is_training());
+  const bool checkpointed = checkpointing_ && is_training() && torch::GradMode::is_enabled() && !caches;
   for (std::size_t i = 0; i < blocks_.size(); ++i) {
-    h = blocks_[i]->forward(h, self_bias, encoder_states, cross_bias, caches ? &(*caches)[i] : nullptr);
+    if (checkpointed) {
+      // The position bias is an input, not a capture, so that its gradient leaves the recompute.
+      const std::shared_ptr<BlockImpl> b = blocks_[i].ptr();
+      h = checkpoint([b](const std::vector<torch::Tensor>& in) { return b->forward(in[0], in[1], in[2], in[3]); },
+                     {h, self_bias, encoder_states, cross_bias});
+    } else {
+      h = blocks_[i]->forward(h, self_bias, encoder_states, cross_bias, caches ? &(*caches)[i] : nullptr);
+    }
   }
   return maybe_dropout(final_layer_norm(h), dropout_, is_training());
 }
@@ -293,6 +302,11 @@ bool T5ModelImpl::use_sdpa(bool on) {
     if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_use_sdpa(active);
   }
   return active;
+}
+
+void T5ModelImpl::set_activation_checkpointing(bool on) {
+  encoder->set_activation_checkpointing(on);
+  decoder->set_activation_checkpointing(on);
 }
 
 // Bias[bucket, h] = -slope_h * (smallest distance in the bucket) with ALiBi's slopes

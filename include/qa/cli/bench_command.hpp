@@ -20,10 +20,11 @@ struct BenchOptions {
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
   int64_t threads = 0;
   int64_t profile_rows = 0;  // > 0: profile one more step and report its top ops by self time
+  bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
 };
 
 // Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
-// "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", ...}; with profile_rows,
+// "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", ...}; with profile_rows,
 // "profile" (the top ops of one profiled step: name, calls, self_ms) and "profile_table" (text).
 nlohmann::json run_bench(const BenchOptions& options);
 

@@ -53,6 +53,7 @@ struct TrainSection {
   std::string precision = "fp32";  // fp32 | bf16 (autocast matmuls; fp32 weights, norms, softmax, loss)
   int64_t log_every_steps = 10;
   int64_t max_bad_steps = 5;     // consecutive non-finite steps (skipped) before giving up
+  bool activation_checkpointing = false;  // recompute each block's activations in backward (less memory)
 };
 
 struct EvalSection {

@@ -139,6 +139,8 @@ class StackImpl : public torch::nn::Module {  // HF: T5Stack (encoder or decoder
                         const torch::Tensor& encoder_states = {}, const torch::Tensor& cross_bias = {},
                         std::vector<BlockCache>* caches = nullptr);
   Attention first_self_attention() const { return blocks_.front()->self_attention->SelfAttention; }
+  // See T5ModelImpl::set_activation_checkpointing.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
 
   torch::nn::ModuleList block{nullptr};
   RMSNorm final_layer_norm{nullptr};
@@ -146,6 +148,7 @@ class StackImpl : public torch::nn::Module {  // HF: T5Stack (encoder or decoder
  private:
   std::vector<Block> blocks_;
   double dropout_;
+  bool checkpointing_ = false;
 };
 TORCH_MODULE(Stack);
 
@@ -184,6 +187,12 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   // Every attention layer through at::scaled_dot_product_attention when `on` and this LibTorch has
   // it (>= 2.1; fused memory-efficient kernels on CUDA); returns whether it is now in use.
   bool use_sdpa(bool on);
+
+  // Activation checkpointing (Hugging Face's gradient_checkpointing): while training with grad mode
+  // on and no KV cache, each block keeps only its inputs and recomputes its activations in the
+  // backward pass (model/activation_checkpoint). Same loss and gradients; generation and evaluation
+  // are unaffected.
+  void set_activation_checkpointing(bool on);
 
   torch::nn::Embedding shared{nullptr};
   Stack encoder{nullptr}, decoder{nullptr};

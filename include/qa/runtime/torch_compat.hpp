@@ -32,6 +32,71 @@ inline bool set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dt
 #endif
 }
 
+// Autocast settings of one device type (CPU or CUDA), to record and re-enter later.
+struct AutocastState {
+  bool enabled = false;
+  at::ScalarType dtype = at::kBFloat16;
+};
+
+inline AutocastState autocast_state(c10::DeviceType device) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  return {at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device)};
+#else
+  if (device == c10::DeviceType::CUDA) return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
+  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
+#endif
+}
+
+inline void set_autocast_state(c10::DeviceType device, const AutocastState& s) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(device, s.enabled);
+  at::autocast::set_autocast_dtype(device, s.dtype);
+#else
+  if (device == c10::DeviceType::CUDA) {
+    at::autocast::set_enabled(s.enabled);
+    at::autocast::set_autocast_gpu_dtype(s.dtype);
+    return;
+  }
+  at::autocast::set_cpu_enabled(s.enabled);
+  at::autocast::set_autocast_cpu_dtype(s.dtype);
+#endif
+}
+
+// The thread's autocast settings for CPU and CUDA (and its cast cache switch), all at once.
+struct AutocastSnapshot {
+  AutocastState cpu, cuda;
+  bool cache_enabled = true;
+  static AutocastSnapshot capture() {
+    return {autocast_state(c10::DeviceType::CPU), autocast_state(c10::DeviceType::CUDA),
+            at::autocast::is_autocast_cache_enabled()};
+  }
+  void apply() const {
+    set_autocast_state(c10::DeviceType::CPU, cpu);
+    set_autocast_state(c10::DeviceType::CUDA, cuda);
+    at::autocast::set_autocast_cache_enabled(cache_enabled);
+  }
+};
+
+// Re-enters a recorded autocast snapshot for the scope (on or off, whatever is current), then puts
+// the previous settings back; autocast state is thread-local, and a backward pass may run on
+// another thread or outside the forward's autocast scope.
+class AutocastSnapshotScope {
+ public:
+  explicit AutocastSnapshotScope(const AutocastSnapshot& s) : previous_(AutocastSnapshot::capture()) {
+    at::autocast::increment_nesting();
+    s.apply();
+  }
+  ~AutocastSnapshotScope() {
+    previous_.apply();
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  }
+  AutocastSnapshotScope(const AutocastSnapshotScope&) = delete;
+  AutocastSnapshotScope& operator=(const AutocastSnapshotScope&) = delete;
+
+ private:
+  AutocastSnapshot previous_;
+};
+
 // RAII scope for autocast, as Python's `with torch.autocast(...)`.
 class AutocastScope {
  public:
