@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "qa/runtime/torch_compat.hpp"
 #include "qa/train/adamw_kernel.hpp"
 #include "qa/util/error.hpp"
 
@@ -38,6 +39,16 @@ Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train
     t.set_data(view);  // the module's parameter now lives in the flat buffer
     // Autograd accumulates into an existing .grad in place, so gradients land in the flat buffer too.
     t.mutable_grad() = grads_.narrow(0, offset, n).view_as(t);
+    if (compat::has_fused_adamw(opts.device().type())) {
+      const double wd = is_norm ? 0.0 : train.weight_decay;
+      auto g = std::find_if(fused_groups_.begin(), fused_groups_.end(),
+                            [&](const FusedGroup& f) { return f.lr_multiplier == mult && f.weight_decay == wd; });
+      if (g == fused_groups_.end()) g = fused_groups_.insert(fused_groups_.end(), FusedGroup{mult, wd, {}, {}, {}, {}});
+      g->params.push_back(params_.narrow(0, offset, n));
+      g->grads.push_back(grads_.narrow(0, offset, n));
+      g->exp_avgs.push_back(exp_avg_.narrow(0, offset, n));
+      g->exp_avg_sqs.push_back(exp_avg_sq_.narrow(0, offset, n));
+    }
     offset += n;
   }
 }
@@ -86,19 +97,35 @@ void Optimizer::step(double lr) {
 Optimizer::DeviceStep Optimizer::clip_and_step_on_device(double max_norm, double lr, const torch::Tensor& loss) {
   torch::NoGradGuard no_grad;
   if (!device_step_.defined()) {
-    device_step_ = torch::full({}, static_cast<double>(step_), params_.options().dtype(torch::kDouble));
+    device_step_ = torch::full({}, static_cast<double>(step_), params_.options());
   }
   const double b1 = options_.adam_beta1, b2 = options_.adam_beta2;
   auto norm = grads_.norm();
   auto ok = torch::isfinite(norm).logical_and(torch::isfinite(loss.to(torch::kFloat)));
   auto okf = ok.to(torch::kFloat);
+  if (!fused_groups_.empty()) {
+    // One multi-tensor kernel per group; it divides gradients by grad_scale (the inverse clip factor)
+    // and leaves everything untouched where found_inf is 1.
+    auto found_inf = 1.0 - okf;
+    auto inv_clip = torch::ones({}, params_.options());
+    if (max_norm > 0) inv_clip = torch::where(ok, ((norm + 1e-6) / max_norm).clamp_min(1.0), inv_clip);
+    device_step_.add_(1.0);
+    for (const auto& g : fused_groups_) {
+      compat::fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, device_step_, lr * g.lr_multiplier, b1, b2,
+                           g.weight_decay, options_.adam_epsilon, inv_clip, found_inf);
+    }
+    device_step_.sub_(found_inf);
+    return {norm, found_inf};
+  }
   auto scale = okf;  // 0 zeroes a skipped step's gradient (NaN * 0 is NaN, hence where() below)
   if (max_norm > 0) scale = scale * (max_norm / (norm + 1e-6)).clamp_max(1.0);
   auto g = torch::where(ok, grads_ * scale, torch::zeros({}, grads_.options()));
-  device_step_.add_(okf.to(torch::kDouble));
+  device_step_.add_(okf);
   // A skipped step leaves the step count as it was: the corrections below are then finite and unused.
-  auto bias1 = (1.0 - torch::pow(b1, device_step_.clamp_min(1.0))).to(torch::kFloat);
-  auto bias2 = (1.0 - torch::pow(b2, device_step_.clamp_min(1.0))).to(torch::kFloat);
+  // In float64: 1 - 0.999^t in float32 is off by ~1e-5 relative.
+  auto t = device_step_.to(torch::kDouble).clamp_min(1.0);
+  auto bias1 = (1.0 - torch::pow(b1, t)).to(torch::kFloat);
+  auto bias2 = (1.0 - torch::pow(b2, t)).to(torch::kFloat);
   // Moments move by the usual amount where ok, not at all where skipped: m + w (g - m) with w = 0.
   exp_avg_.lerp_(g, okf * (1.0 - b1));
   exp_avg_sq_.lerp_(g * g, okf * (1.0 - b2));
@@ -109,7 +136,7 @@ Optimizer::DeviceStep Optimizer::clip_and_step_on_device(double max_norm, double
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state() const {
-  auto step = device_step_.defined() ? device_step_.to(torch::kCPU)
+  auto step = device_step_.defined() ? device_step_.to(torch::kCPU, torch::kDouble)
                                      : torch::tensor(static_cast<double>(step_), torch::kDouble);
   return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}, {"step", step}};
 }

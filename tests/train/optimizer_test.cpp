@@ -92,7 +92,10 @@ TEST(Optimizer, DeviceStepEqualsHostStepAndSkipsNonFiniteSteps) {
   auto hs = host_opt.state(), ds = dev_opt.state();
   for (std::size_t i = 0; i < hs.size(); ++i) {
     EXPECT_EQ(hs[i].first, ds[i].first);
-    EXPECT_TRUE(torch::allclose(ds[i].second, hs[i].second, 1e-5, 1e-9)) << hs[i].first;
+    // at::_fused_adamw_ (LibTorch >= 2.4 on CPU) divides by the inverse clip factor: ~1e-5 rounding.
+    EXPECT_TRUE(torch::allclose(ds[i].second, hs[i].second, 1e-4, 1e-8))
+        << hs[i].first << ": largest difference " << (ds[i].second - hs[i].second).abs().max().item<double>() << " where "
+        << hs[i].second.flatten()[(ds[i].second - hs[i].second).abs().flatten().argmax()].item<double>();
   }
   EXPECT_EQ(ds[2].second.item<double>(), 4.0);  // 5 steps, one skipped
   // A non-finite loss alone also skips the update.

@@ -136,6 +136,33 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
 #endif
 }
 
+// at::_fused_adamw_ (AdamW over a list of tensors in one multi-tensor kernel, skipping the update
+// where found_inf is 1 and dividing gradients by grad_scale): CUDA from LibTorch 2.0, CPU from 2.4.
+inline bool has_fused_adamw(c10::DeviceType device) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  return device == c10::DeviceType::CUDA || device == c10::DeviceType::CPU;
+#elif QA_TORCH_VERSION_AT_LEAST(2, 0)
+  return device == c10::DeviceType::CUDA;
+#else
+  (void)device;
+  return false;
+#endif
+}
+// `step`: the float32 step count (after this step's increment), shared by all the tensors.
+inline void fused_adamw_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                         const at::Tensor& step, double lr, double beta1, double beta2, double weight_decay, double eps,
+                         const at::Tensor& grad_scale, const at::Tensor& found_inf) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 0)
+  std::vector<at::Tensor> steps(params.size(), step);
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
+                    eps, /*amsgrad=*/false, /*maximize=*/false, grad_scale, found_inf);
+#else
+  (void)params, (void)grads, (void)exp_avgs, (void)exp_avg_sqs, (void)step, (void)lr, (void)beta1, (void)beta2,
+      (void)weight_decay, (void)eps, (void)grad_scale, (void)found_inf;
+  TORCH_CHECK(false, "at::_fused_adamw_ needs LibTorch 2.0 or later");
+#endif
+}
+
 }  // namespace qa::compat
 
 // c10d (only where data_parallel.cpp includes its headers first): LibTorch 2.x splits the process

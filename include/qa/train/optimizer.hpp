@@ -65,7 +65,14 @@ class Optimizer {
   torch::Tensor decay_;     // per element: multiplier x weight decay (0 for RMSNorm weights)
   std::vector<double> multipliers_;
   int64_t step_ = 0;
-  torch::Tensor device_step_;  // float64 step count of clip_and_step_on_device (skips not counted)
+  torch::Tensor device_step_;  // float32 step count of clip_and_step_on_device (skips not counted)
+  // at::_fused_adamw_ groups (where LibTorch has it for the device): views of the flat buffers of
+  // the tensors that share a learning-rate multiplier and weight decay.
+  struct FusedGroup {
+    double lr_multiplier, weight_decay;
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+  };
+  std::vector<FusedGroup> fused_groups_;
   double grad_scale_ = 1.0;  // clipping factor step() still has to apply (CPU)
 };
 
