@@ -298,6 +298,8 @@ TrainSummary train(const Config& cfg) {
   if (!in.pretrained && resume_dir.empty()) model->init_weights(static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   model->train();
+  model->set_activation_checkpointing(cfg.train.activation_checkpointing);
+  if (cfg.train.activation_checkpointing) spdlog::info("model: activation checkpointing (each block recomputed in the backward pass)");
   // Fused attention kernels where they pay (CUDA, LibTorch >= 2.1); explicit products on CPU.
   const bool sdpa = model->use_sdpa(device.is_cuda());
   int64_t n_params = 0;

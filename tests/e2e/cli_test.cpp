@@ -107,6 +107,21 @@ TEST_F(Cli, SameSeedGivesTheSameLossSequence) {
   EXPECT_EQ(a, b);  // bitwise
 }
 
+TEST_F(Cli, ActivationCheckpointingLeavesTheLossSequenceUnchanged) {
+  auto losses = [&](const std::string& dir, const std::string& extra) {
+    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=" + extra, work);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> l;
+    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
+    return l;
+  };
+  auto plain = losses("ckpt-off", ""), recomputed = losses("ckpt-on", " --set train.activation_checkpointing=true");
+  ASSERT_EQ(plain.size(), 3u);
+  ASSERT_EQ(recomputed.size(), plain.size());
+  EXPECT_NE(slurp(work / "ckpt-on/logs/train.log").find("activation checkpointing"), std::string::npos);  // it was on
+  for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(recomputed[i], plain[i], 1e-5 * plain[i]) << "log line " << i;
+}
+
 TEST_F(Cli, EvalReportsTheReferenceLossOfTheFixtureModel) {
   // The three reference examples of tests/fixtures/hf-flan-tiny: file loss = token-weighted mean.
   const double expected = write_reference_examples(work / "ref.jsonl");
