@@ -256,7 +256,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
   const int64_t s = input_ids.size(1);
   auto bias = encoder->first_self_attention()->position_bias(s, s, 0) +
               additive_padding_mask(attention_mask, torch::kFloat);  // [B, H, S, S], shared by all blocks
-  return encoder(shared(input_ids), bias);
+  return encoder(embed(input_ids), bias);
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
@@ -271,7 +271,7 @@ torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const 
   auto self_bias = decoder->first_self_attention()->position_bias(t, t, 0) +
                    additive_causal_mask(t, decoder_input_ids.device());
   auto cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
-  return lm_logits(decoder(shared(decoder_input_ids), self_bias, encoder_states, cross_bias));
+  return lm_logits(decoder(embed(decoder_input_ids), self_bias, encoder_states, cross_bias));
 }
 
 torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -291,7 +291,7 @@ torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState
   const int64_t t = state.position;
   // One new query at position t over keys 0..t: no causal mask needed.
   auto self_bias = decoder->first_self_attention()->position_bias(1, t + 1, t);
-  auto h = decoder(shared(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
+  auto h = decoder(embed(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
   ++state.position;
   return lm_logits(h).squeeze(1);
 }
@@ -302,6 +302,10 @@ bool T5ModelImpl::use_sdpa(bool on) {
     if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_use_sdpa(active);
   }
   return active;
+}
+
+torch::Tensor T5ModelImpl::embed(const torch::Tensor& ids) {
+  return torch::embedding(shared->weight, ids, /*padding_idx=*/-1, /*scale_grad_by_freq=*/false, sparse_embedding_grad_);
 }
 
 void T5ModelImpl::set_activation_checkpointing(bool on) {

@@ -51,6 +51,8 @@ Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train
     }
     offset += n;
   }
+  // Every .grad is now a dense view of grads_: a sparse embedding gradient is added into it in place.
+  model->set_sparse_embedding_grad(true);
 }
 
 double Optimizer::clip_grad_norm(double max_norm) {

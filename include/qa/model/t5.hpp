@@ -194,14 +194,21 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   // are unaffected.
   void set_activation_checkpointing(bool on);
 
+  // The input embedding's backward pass yields a sparse gradient (the looked-up rows) instead of a
+  // dense [vocab, d_model] one, filled and added per lookup (64 MiB each for Flan-T5). Only for
+  // parameters whose .grad is already a dense tensor that it is added into: train/optimizer sets this.
+  void set_sparse_embedding_grad(bool on) { sparse_embedding_grad_ = on; }
+
   torch::nn::Embedding shared{nullptr};
   Stack encoder{nullptr}, decoder{nullptr};
   torch::nn::Linear lm_head{nullptr};  // absent when tie_word_embeddings
 
  private:
   torch::Tensor lm_logits(const torch::Tensor& decoder_states);
+  torch::Tensor embed(const torch::Tensor& ids);
   void init_local_position_bias(AttentionImpl& a) const;
   T5Config config_;
+  bool sparse_embedding_grad_ = false;
 };
 TORCH_MODULE(T5Model);
 
