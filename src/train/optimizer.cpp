@@ -19,8 +19,6 @@ Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train
   grads_ = torch::zeros({total}, opts);
   exp_avg_ = torch::zeros({total}, opts);
   exp_avg_sq_ = torch::zeros({total}, opts);
-  lr_scale_ = torch::empty({total}, opts);
-  decay_ = torch::empty({total}, opts);
   int64_t offset = 0;
   for (auto& p : named) {
     torch::Tensor& t = p.value();
@@ -32,8 +30,7 @@ Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train
         train.lr_scaling == "param_rms" ? std::max(1e-3, t.detach().pow(2).mean().sqrt().item<double>()) : 1.0;
     const bool is_norm = p.key().find("layer_norm") != std::string::npos;
     multipliers_.push_back(mult);
-    lr_scale_.narrow(0, offset, n).fill_(mult);
-    decay_.narrow(0, offset, n).fill_(is_norm ? 0.0 : mult * train.weight_decay);
+    segments_.push_back({offset, offset + n, static_cast<float>(mult), static_cast<float>(is_norm ? 0.0 : mult * train.weight_decay)});
     auto view = params_.narrow(0, offset, n).view_as(t);
     view.copy_(t);
     t.set_data(view);  // the module's parameter now lives in the flat buffer
@@ -70,8 +67,25 @@ double Optimizer::clip_grad_norm(double max_norm) {
   return norm;
 }
 
+const torch::Tensor& Optimizer::lr_scale() {
+  if (!lr_scale_.defined()) {
+    lr_scale_ = torch::empty_like(params_);
+    for (const auto& sg : segments_) lr_scale_.narrow(0, sg.begin, sg.end - sg.begin).fill_(sg.lr_scale);
+  }
+  return lr_scale_;
+}
+
+const torch::Tensor& Optimizer::decay() {
+  if (!decay_.defined()) {
+    decay_ = torch::empty_like(params_);
+    for (const auto& sg : segments_) decay_.narrow(0, sg.begin, sg.end - sg.begin).fill_(sg.decay);
+  }
+  return decay_;
+}
+
 void Optimizer::zero_grad() {
-  grads_.zero_();
+  if (!grads_zeroed_) grads_.zero_();
+  grads_zeroed_ = false;
   grad_scale_ = 1.0;
 }
 
@@ -81,19 +95,20 @@ void Optimizer::step(double lr) {
   if (params_.device().is_cpu()) {
     AdamWStep s;
     s.lr = lr, s.beta1 = options_.adam_beta1, s.beta2 = options_.adam_beta2, s.eps = options_.adam_epsilon;
-    s.step = step_, s.grad_scale = grad_scale_;
+    s.step = step_, s.grad_scale = grad_scale_, s.zero_grad = true;
     adamw_step_cpu(params_.data_ptr<float>(), grads_.data_ptr<float>(), exp_avg_.data_ptr<float>(),
-                   exp_avg_sq_.data_ptr<float>(), lr_scale_.data_ptr<float>(), decay_.data_ptr<float>(), params_.numel(), s);
+                   exp_avg_sq_.data_ptr<float>(), segments_, params_.numel(), s);
+    grads_zeroed_ = true;
     return;
   }
   const double b1 = options_.adam_beta1, b2 = options_.adam_beta2;
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step_));
   const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step_));
-  params_.addcmul_(params_, decay_, -lr);  // decoupled weight decay: p *= 1 - lr * wd
+  params_.addcmul_(params_, decay(), -lr);  // decoupled weight decay: p *= 1 - lr * wd
   exp_avg_.mul_(b1).add_(grads_, 1.0 - b1);
   exp_avg_sq_.mul_(b2).addcmul_(grads_, grads_, 1.0 - b2);
   auto denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(options_.adam_epsilon);
-  params_.addcdiv_(exp_avg_ * lr_scale_, denom, -lr / bias1);
+  params_.addcdiv_(exp_avg_ * lr_scale(), denom, -lr / bias1);
 }
 
 Optimizer::DeviceStep Optimizer::clip_and_step_on_device(double max_norm, double lr, const torch::Tensor& loss) {
@@ -131,9 +146,9 @@ Optimizer::DeviceStep Optimizer::clip_and_step_on_device(double max_norm, double
   // Moments move by the usual amount where ok, not at all where skipped: m + w (g - m) with w = 0.
   exp_avg_.lerp_(g, okf * (1.0 - b1));
   exp_avg_sq_.lerp_(g * g, okf * (1.0 - b2));
-  params_.sub_(params_ * decay_ * (okf * lr));  // decoupled weight decay
+  params_.sub_(params_ * decay() * (okf * lr));  // decoupled weight decay
   auto denom = (exp_avg_sq_.sqrt() / bias2.sqrt()).add_(options_.adam_epsilon);
-  params_.sub_(exp_avg_ * lr_scale_ / denom * (okf * lr / bias1));
+  params_.sub_(exp_avg_ * lr_scale() / denom * (okf * lr / bias1));
   return {norm, 1.0 - okf};
 }
 

@@ -17,6 +17,7 @@
 
 #include "qa/config/config.hpp"
 #include "qa/model/t5.hpp"
+#include "qa/train/adamw_kernel.hpp"
 
 namespace qa {
 
@@ -31,6 +32,7 @@ class Optimizer {
   double clip_grad_norm(double max_norm);
   // One AdamW update with learning rate `lr` (times each tensor's multiplier); on CPU a single fused
   // pass over the buffers (train/adamw_kernel).
+  // On CPU, step() also zeroes the gradients as it reads them (zero_grad() is then free).
   void step(double lr);
   void zero_grad();
 
@@ -61,8 +63,13 @@ class Optimizer {
  private:
   TrainSection options_;
   torch::Tensor params_, grads_, exp_avg_, exp_avg_sq_;
-  torch::Tensor lr_scale_;  // per element: the tensor's learning-rate multiplier
-  torch::Tensor decay_;     // per element: multiplier x weight decay (0 for RMSNorm weights)
+  std::vector<AdamWSegment> segments_;  // per parameter tensor: its range, multiplier and decay
+  // Per element, the same (the composite update's operands): built on first use, since on CPU they
+  // would cost two parameter-sized buffers that the fused kernel does not need.
+  const torch::Tensor& lr_scale();
+  const torch::Tensor& decay();
+  torch::Tensor lr_scale_, decay_;
+  bool grads_zeroed_ = false;  // step() left the gradients zeroed
   std::vector<double> multipliers_;
   int64_t step_ = 0;
   torch::Tensor device_step_;  // float32 step count of clip_and_step_on_device (skips not counted)
