@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <filesystem>
 
@@ -470,7 +471,10 @@ TrainSummary train(const Config& cfg) {
   // On a GPU (one process) a step never waits for the device: the loss, gradient norm and skipped
   // updates stay there until a log line or checkpoint reads them (DeviceStepWindow). Skipped updates
   // are then reported, and max_bad_steps enforced, at that read.
-  const bool on_device_steps = device.is_cuda() && !dp.active();
+  // (QA_TRAIN_DEVICE_STEPS=1 takes this path on CPU too: test-only, so that CI covers it.)
+  const char* force_device_steps = std::getenv("QA_TRAIN_DEVICE_STEPS");
+  const bool on_device_steps =
+      (device.is_cuda() || (force_device_steps && std::string(force_device_steps) == "1")) && !dp.active();
   DeviceStepWindow device_window;
   auto read_device_window = [&] {
     if (device_window.empty()) return;
@@ -481,7 +485,7 @@ TrainSummary train(const Config& cfg) {
     if (t.skipped == 0) return;
     ts.bad_steps += t.skipped;
     progress.clear();
-    spdlog::warn("steps {}..{}: {} updates skipped for a non-finite loss or gradient norm ({} so far)",
+    spdlog::warn("steps {}..{}: {} update(s) skipped for a non-finite loss or gradient norm ({} so far)",
                  ts.step - t.steps + 1, ts.step, t.skipped, ts.bad_steps);
     if (bad_steps_in_a_row >= cfg.train.max_bad_steps) throw diverged(bad_steps_in_a_row);
   };

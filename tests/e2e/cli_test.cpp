@@ -122,6 +122,22 @@ TEST_F(Cli, ActivationCheckpointingLeavesTheLossSequenceUnchanged) {
   for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_NEAR(recomputed[i], plain[i], 1e-5 * plain[i]) << "log line " << i;
 }
 
+// The GPU's step (clip, skip and update decided on the device, statistics read at log lines), forced
+// on CPU: the same loss at every log line as the host path.
+TEST_F(Cli, TheDeviceStepPathGivesTheSameLossSequence) {
+  auto losses = [&](const std::string& dir, const std::string& env) {
+    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=", work, env);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> l;
+    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
+    return l;
+  };
+  auto host = losses("host-steps", ""), device = losses("device-steps", "QA_TRAIN_DEVICE_STEPS=1");
+  ASSERT_EQ(host.size(), 3u);
+  ASSERT_EQ(device.size(), host.size());
+  for (std::size_t i = 0; i < host.size(); ++i) EXPECT_NEAR(device[i], host[i], 1e-4 * host[i]) << "log line " << i;
+}
+
 TEST_F(Cli, EvalReportsTheReferenceLossOfTheFixtureModel) {
   // The three reference examples of tests/fixtures/hf-flan-tiny: file loss = token-weighted mean.
   const double expected = write_reference_examples(work / "ref.jsonl");

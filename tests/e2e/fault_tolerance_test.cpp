@@ -227,3 +227,18 @@ TEST_F(FaultTolerance, NonFiniteStepsAreSkippedAndCountedThenTheRunStops) {
             std::string::npos)
       << r.err;
 }
+
+// The same on the GPU's step path (forced on CPU): skipped updates are counted on the device and
+// reported, and max_bad_steps enforced, when a log line or checkpoint reads them (every step here).
+TEST_F(FaultTolerance, OnTheDeviceStepPathNonFiniteStepsAreReportedWhenReadThenTheRunStops) {
+  RunResult r = qa_train(args("nan-device") + " --set train.learning_rate=1e30 --set train.max_grad_norm=0"
+                                              " --set train.max_bad_steps=3 --set data.validation=",
+                         work, "QA_TRAIN_DEVICE_STEPS=1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("steps 2..2: 1 update(s) skipped for a non-finite loss or gradient norm (1 so far)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("(3 so far)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("qa-train: error: training diverged: 3 consecutive steps with a non-finite loss or gradient"),
+            std::string::npos)
+      << r.err;
+}
