@@ -32,6 +32,16 @@ class Cli : public ::testing::Test {
     return "--config tiny.json --set data.train=train.jsonl --set data.validation=validation.jsonl --set output.dir=" +
            out_dir;
   }
+  // The training loss at each log line of a 15-step run of the tiny config into `dir` (3 lines).
+  static std::vector<double> loss_sequence(const std::string& dir, const std::string& extra_args = "",
+                                           const std::string& env = "") {
+    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=" +
+                               extra_args, work, env);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<double> l;
+    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
+    return l;
+  }
   static fs::path work;
 };
 fs::path Cli::work;
@@ -95,27 +105,13 @@ TEST_F(Cli, TrainsThenEvaluatesAndPredictsWithTheSavedModel) {
 }
 
 TEST_F(Cli, SameSeedGivesTheSameLossSequence) {
-  auto losses = [&](const std::string& dir) {
-    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=", work);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::vector<double> l;
-    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
-    return l;
-  };
-  auto a = losses("seed-a"), b = losses("seed-b");
+  auto a = loss_sequence("seed-a"), b = loss_sequence("seed-b");
   ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a, b);  // bitwise
 }
 
 TEST_F(Cli, ActivationCheckpointingLeavesTheLossSequenceUnchanged) {
-  auto losses = [&](const std::string& dir, const std::string& extra) {
-    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=" + extra, work);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::vector<double> l;
-    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
-    return l;
-  };
-  auto plain = losses("ckpt-off", ""), recomputed = losses("ckpt-on", " --set train.activation_checkpointing=true");
+  auto plain = loss_sequence("ckpt-off"), recomputed = loss_sequence("ckpt-on", " --set train.activation_checkpointing=true");
   ASSERT_EQ(plain.size(), 3u);
   ASSERT_EQ(recomputed.size(), plain.size());
   EXPECT_NE(slurp(work / "ckpt-on/logs/train.log").find("activation checkpointing"), std::string::npos);  // it was on
@@ -125,14 +121,7 @@ TEST_F(Cli, ActivationCheckpointingLeavesTheLossSequenceUnchanged) {
 // The GPU's step (clip, skip and update decided on the device, statistics read at log lines), forced
 // on CPU: the same loss at every log line as the host path.
 TEST_F(Cli, TheDeviceStepPathGivesTheSameLossSequence) {
-  auto losses = [&](const std::string& dir, const std::string& env) {
-    RunResult r = qa_train(train_args(dir) + " --set train.max_steps=15 --set eval.every_steps=0 --set data.validation=", work, env);
-    EXPECT_EQ(r.code, 0) << r.err;
-    std::vector<double> l;
-    for (const auto& e : read_jsonl(work / dir / "logs/metrics.jsonl")) l.push_back(e["loss"].get<double>());
-    return l;
-  };
-  auto host = losses("host-steps", ""), device = losses("device-steps", "QA_TRAIN_DEVICE_STEPS=1");
+  auto host = loss_sequence("host-steps"), device = loss_sequence("device-steps", "", "QA_TRAIN_DEVICE_STEPS=1");
   ASSERT_EQ(host.size(), 3u);
   ASSERT_EQ(device.size(), host.size());
   for (std::size_t i = 0; i < host.size(); ++i) EXPECT_NEAR(device[i], host[i], 1e-4 * host[i]) << "log line " << i;
