@@ -7,14 +7,6 @@
 
 namespace qa {
 
-int64_t count_target_tokens(const EncodedDataset& data, const std::vector<const std::vector<std::size_t>*>& micro_batches) {
-  int64_t n = 0;
-  for (const auto* m : micro_batches) {
-    for (auto i : *m) n += static_cast<int64_t>(data.items[i].target.size());
-  }
-  return n;
-}
-
 StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const std::vector<const std::vector<std::size_t>*>& micro_batches,
                                 const torch::Device& device, bool bf16, int64_t normalizer,

@@ -11,27 +11,6 @@
 
 namespace qa::compat {
 
-// Turns autocast to `dtype` on or off for `device` (CPU or CUDA); returns the previous state.
-inline bool set_autocast(c10::DeviceType device, bool enabled, at::ScalarType dtype) {
-#if QA_TORCH_VERSION_AT_LEAST(2, 4)
-  bool prev = at::autocast::is_autocast_enabled(device);
-  at::autocast::set_autocast_enabled(device, enabled);
-  if (enabled) at::autocast::set_autocast_dtype(device, dtype);
-  return prev;
-#else
-  if (device == c10::DeviceType::CUDA) {
-    bool prev = at::autocast::is_enabled();
-    at::autocast::set_enabled(enabled);
-    if (enabled) at::autocast::set_autocast_gpu_dtype(dtype);
-    return prev;
-  }
-  bool prev = at::autocast::is_cpu_enabled();
-  at::autocast::set_cpu_enabled(enabled);
-  if (enabled) at::autocast::set_autocast_cpu_dtype(dtype);
-  return prev;
-#endif
-}
-
 // Autocast settings of one device type (CPU or CUDA), to record and re-enter later.
 struct AutocastState {
   bool enabled = false;
@@ -104,12 +83,13 @@ class AutocastScope {
       : device_(device.type()), active_(enabled) {
     if (active_) {
       at::autocast::increment_nesting();
-      previous_ = set_autocast(device_, true, dtype);
+      previous_ = autocast_state(device_);
+      set_autocast_state(device_, {true, dtype});
     }
   }
   ~AutocastScope() {
     if (!active_) return;
-    set_autocast(device_, previous_, at::kBFloat16);
+    set_autocast_state(device_, previous_);  // on or off, and the dtype, as before the scope
     // Leaving the outermost scope frees the cached bf16 copies of the weights.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   }
@@ -119,7 +99,7 @@ class AutocastScope {
  private:
   c10::DeviceType device_;
   bool active_;
-  bool previous_ = false;
+  AutocastState previous_;
 };
 
 // at::scaled_dot_product_attention with an explicit `scale` (T5 uses 1: no 1/sqrt(d)) exists from

@@ -40,7 +40,4 @@ StepTotals accumulate_gradients(T5Model& model, const std::vector<Batch>& batche
                                 bool bf16, int64_t normalizer = 0,
                                 const std::function<void()>& before_last_backward = nullptr);
 
-// Target tokens of the micro-batches (EOS included): the loss normaliser.
-int64_t count_target_tokens(const EncodedDataset& data, const std::vector<const std::vector<std::size_t>*>& micro_batches);
-
 }  // namespace qa
