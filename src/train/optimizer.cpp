@@ -67,21 +67,20 @@ double Optimizer::clip_grad_norm(double max_norm) {
   return norm;
 }
 
-const torch::Tensor& Optimizer::lr_scale() {
-  if (!lr_scale_.defined()) {
-    lr_scale_ = torch::empty_like(params_);
-    for (const auto& sg : segments_) lr_scale_.narrow(0, sg.begin, sg.end - sg.begin).fill_(sg.lr_scale);
+namespace {
+// One field of every segment spread over its elements, built on first use into `cache`.
+const torch::Tensor& per_element(torch::Tensor& cache, const torch::Tensor& like, const std::vector<AdamWSegment>& segments,
+                                 float AdamWSegment::*field) {
+  if (!cache.defined()) {
+    cache = torch::empty_like(like);
+    for (const auto& sg : segments) cache.narrow(0, sg.begin, sg.end - sg.begin).fill_(sg.*field);
   }
-  return lr_scale_;
+  return cache;
 }
+}  // namespace
 
-const torch::Tensor& Optimizer::decay() {
-  if (!decay_.defined()) {
-    decay_ = torch::empty_like(params_);
-    for (const auto& sg : segments_) decay_.narrow(0, sg.begin, sg.end - sg.begin).fill_(sg.decay);
-  }
-  return decay_;
-}
+const torch::Tensor& Optimizer::lr_scale() { return per_element(lr_scale_, params_, segments_, &AdamWSegment::lr_scale); }
+const torch::Tensor& Optimizer::decay() { return per_element(decay_, params_, segments_, &AdamWSegment::decay); }
 
 void Optimizer::zero_grad() {
   if (!grads_zeroed_) grads_.zero_();
