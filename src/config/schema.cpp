@@ -134,7 +134,8 @@ std::vector<KeySpec> build_schema() {
                "Decay after warmup"),
       enum_key("train.lr_scaling", QA_REF(train.lr_scaling), {"none", "param_rms"},
                "param_rms: each tensor's learning rate is multiplied by its RMS at the start (Adafactor's "
-               "scale_parameter), so that std-1 embeddings learn as fast, relatively, as the projections"),
+               "scale_parameter), so that std-1 embeddings learn as fast, relatively, as the projections; the "
+               "relative position bias, added to attention logits as is, keeps the full rate"),
       int_key("train.warmup_steps", QA_REF(train.warmup_steps), 0, "Linear warmup steps"),
       float_key("train.min_lr_ratio", QA_REF(train.min_lr_ratio), 0, 1, false, false,
                 "Learning-rate floor of the decay, as a fraction of the peak"),

@@ -26,8 +26,13 @@ Optimizer::Optimizer(T5Model& model, const TrainSection& train) : options_(train
     // T5 initialises embeddings with std 1 and projections with std ~d^-0.5: with one absolute step
     // size the embeddings move orders of magnitude slower, relative to their size, than the rest.
     // param_rms scales each tensor's step by its RMS at the start (Adafactor's scale_parameter).
-    const double mult =
-        train.lr_scaling == "param_rms" ? std::max(1e-3, t.detach().pow(2).mean().sqrt().item<double>()) : 1.0;
+    // Not the relative position bias: its entries are added to the attention logits as they are, so
+    // scaling by its small initial RMS (d_model^-0.5) made the positional heads form ~11x slower than
+    // the content heads, and the demo's "whose attribute" step waited on them (README, demo section).
+    const bool is_position_bias = p.key().find("relative_attention_bias") != std::string::npos;
+    const double mult = train.lr_scaling == "param_rms" && !is_position_bias
+                            ? std::max(1e-3, t.detach().pow(2).mean().sqrt().item<double>())
+                            : 1.0;
     const bool is_norm = p.key().find("layer_norm") != std::string::npos;
     multipliers_.push_back(mult);
     segments_.push_back({offset, offset + n, static_cast<float>(mult), static_cast<float>(is_norm ? 0.0 : mult * train.weight_decay)});

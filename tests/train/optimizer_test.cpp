@@ -121,6 +121,9 @@ TEST(Optimizer, ParamRmsGivesEmbeddingsALargerStepThanProjections) {
   };
   EXPECT_NEAR(mult("shared.weight"), 1.0, 0.1);  // std-1 embeddings
   EXPECT_LT(mult("encoder.block.0.layer.0.SelfAttention.q.weight"), 0.2);
+  // The position bias is added to logits as is: its step is not shrunk by its small initial RMS.
+  EXPECT_EQ(mult("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"), 1.0);
+  EXPECT_EQ(mult("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"), 1.0);
 }
 
 TEST(Optimizer, ParametersStayTheModulesOwnAfterReHoming) {
