@@ -187,7 +187,24 @@ def make_example(rng, names, ex_id, shape):
 
     context = rng.choice(INTROS) if shape.intros else ""
     answer_start = None
-    for p, name in enumerate(people):
+    if shape.layout == "by-attribute":
+        # One sentence per attribute naming every person, in a fresh order each time, each value
+        # right after its owner's name: "A has a cat, B owns a dog and C has a newt."
+        for a in attrs:
+            order = list(range(n_people))
+            rng.shuffle(order)
+            sentence = " " if context else ""
+            for i, p in enumerate(order):
+                if i > 0:
+                    sentence += " and " if i == len(order) - 1 else ", "
+                pre, post = rng.choice(CLAUSES[a]).split("{v}")
+                v = values[a][p]
+                pre = people[p] + " " + pre.replace("{a}", article(v))
+                if p == target_p and a == target_a:
+                    answer_start = len(context) + len(sentence) + len(pre)
+                sentence += pre + v + post
+            context += sentence + "."
+    for p, name in enumerate(people if shape.layout == "by-person" else []):
         order = attrs[:]
         rng.shuffle(order)
         sentence = (" " if context else "") + name + " "
@@ -231,6 +248,10 @@ def main():
     ap.add_argument("--namesake-rate", type=float, default=0.5,
                     help="share of paragraphs where two people share a first or family name "
                          "(0: no shared names at all)")
+    ap.add_argument("--layout", choices=["by-person", "by-attribute"], default="by-person",
+                    help="by-person: one sentence per person listing their attributes in a random "
+                         "order; by-attribute: one sentence per attribute listing every person's value, "
+                         "each value right after its owner's name")
     ap.add_argument("--sentence-per-attribute", action="store_true",
                     help="one sentence per attribute, each starting with the full name")
     ap.add_argument("--intros", action="store_true", help="sometimes open with a scene sentence")
