@@ -176,6 +176,18 @@ def pick_people(rng, names, n_people, namesake_rate):
     return [f + " " + l for f, l in people]
 
 
+def list_separator(i, n):
+    """What goes before item i of n in "x, y and z"."""
+    return "" if i == 0 else " and " if i == n - 1 else ", "
+
+
+def add_clause(rng, sentence, attr, value, subject=""):
+    """Appends "[subject]<a clause stating value>" to sentence; returns it and the value's offset."""
+    pre, post = rng.choice(CLAUSES[attr]).split("{v}")
+    pre = subject + pre.replace("{a}", article(value))
+    return sentence + pre + value + post, len(sentence) + len(pre)
+
+
 def make_example(rng, names, ex_id, shape):
     n_people = rng.choice(shape.people)
     attrs = rng.sample(ATTRS, rng.choice(shape.attributes))
@@ -195,32 +207,25 @@ def make_example(rng, names, ex_id, shape):
             rng.shuffle(order)
             sentence = " " if context else ""
             for i, p in enumerate(order):
-                if i > 0:
-                    sentence += " and " if i == len(order) - 1 else ", "
-                pre, post = rng.choice(CLAUSES[a]).split("{v}")
-                v = values[a][p]
-                pre = people[p] + " " + pre.replace("{a}", article(v))
+                sentence += list_separator(i, len(order))
+                sentence, at = add_clause(rng, sentence, a, values[a][p], people[p] + " ")
                 if p == target_p and a == target_a:
-                    answer_start = len(context) + len(sentence) + len(pre)
-                sentence += pre + v + post
+                    answer_start = len(context) + at
             context += sentence + "."
-    for p, name in enumerate(people if shape.layout == "by-person" else []):
-        order = attrs[:]
-        rng.shuffle(order)
-        sentence = (" " if context else "") + name + " "
-        for i, a in enumerate(order):
-            if i > 0 and shape.sentence_per_attribute:
-                sentence += ". " + name + " "
-            elif i > 0:
-                sentence += " and " if i == len(order) - 1 else ", "
-            tpl = rng.choice(CLAUSES[a])
-            v = values[a][p]
-            pre, post = tpl.split("{v}")
-            pre = pre.replace("{a}", article(v))
-            if p == target_p and a == target_a:
-                answer_start = len(context) + len(sentence) + len(pre)
-            sentence += pre + v + post
-        context += sentence + "."
+    else:
+        for p, name in enumerate(people):
+            order = attrs[:]
+            rng.shuffle(order)
+            sentence = (" " if context else "") + name + " "
+            for i, a in enumerate(order):
+                if i > 0 and shape.sentence_per_attribute:
+                    sentence += ". " + name + " "
+                else:
+                    sentence += list_separator(i, len(order))
+                sentence, at = add_clause(rng, sentence, a, values[a][p])
+                if p == target_p and a == target_a:
+                    answer_start = len(context) + at
+            context += sentence + "."
 
     answer = values[target_a][target_p]
     question = rng.choice(QUESTIONS[target_a]).format(n=people[target_p])
