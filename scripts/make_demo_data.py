@@ -268,6 +268,8 @@ def main():
     if min(args.people) < 3 or min(args.attributes) < 2:
         ap.error("a paragraph needs >= 3 people with >= 2 attributes each")
 
+    if args.sentence_per_attribute and args.layout != "by-person":
+        ap.error("--sentence-per-attribute splits a person's sentence, so it needs --layout by-person")
     if args.first_names * args.family_names < 2 * 300:
         ap.error("--first-names x --family-names must be at least 600 full names")
 
