@@ -1,6 +1,8 @@
 #include "qa/train/data_parallel.hpp"
 
+#ifndef QA_NO_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -87,6 +89,13 @@ DataParallel::DataParallel(const ProcessLayout& layout, const torch::Device& dev
       impl_->backend = "nccl";
     }
 #endif
+#ifdef QA_NO_GLOO
+    if (!impl_->group) {
+      throw Error(std::string("distributed: this build of qa-train has no Gloo backend (its LibTorch ships no Gloo "
+                              "headers), so several processes need CUDA devices and NCCL") +
+                  (device.is_cuda() ? "; this LibTorch has no NCCL either" : "; this run is on the CPU"));
+    }
+#else
     if (!impl_->group) {
       auto options = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
       const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -99,6 +108,7 @@ DataParallel::DataParallel(const ProcessLayout& layout, const torch::Device& dev
       impl_->backend = "gloo";
       if (device.is_cuda()) spdlog::warn("distributed: this LibTorch has no NCCL; using Gloo for CUDA tensors");
     }
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

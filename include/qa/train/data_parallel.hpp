@@ -14,6 +14,14 @@ namespace qa {
 
 class DataParallel {
  public:
+  // Whether this build can form a CPU (Gloo) process group; see CMakeLists.txt.
+  static constexpr bool has_gloo() {
+#ifdef QA_NO_GLOO
+    return false;
+#else
+    return true;
+#endif
+  }
   DataParallel();
   // Joins the process group; waits at most `timeout_seconds` for the others (then a qa::Error). The
   // same timeout bounds every collective, so a rank that dies stops the others instead of hanging them.
