@@ -141,6 +141,10 @@ std::vector<KeySpec> build_schema() {
                 "Learning-rate floor of the decay, as a fraction of the peak"),
       float_key("train.max_grad_norm", QA_REF(train.max_grad_norm), 0, kInf, false, false,
                 "Clip the global gradient norm (0 = off)"),
+      float_key("train.answer_pointer_weight", QA_REF(train.answer_pointer_weight), 0, kInf, false, false,
+                "Training only: weight of an auxiliary loss that makes the encoder's last states point at the "
+                "source tokens that also occur in the answer (extractive QA), added to the answer's "
+                "cross-entropy; helps a model trained from scratch find the answer sooner (0 = off)"),
       enum_key("train.precision", QA_REF(train.precision), {"fp32", "bf16"},
                "bf16: matrix products in bfloat16 (autocast), weights, norms, softmax and loss in fp32"),
       int_key("train.log_every_steps", QA_REF(train.log_every_steps), 1, "Steps between log lines"),

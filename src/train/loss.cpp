@@ -1,5 +1,7 @@
 #include "qa/train/loss.hpp"
 
+#include <limits>
+
 #include "qa/data/collate.hpp"
 
 namespace qa {
@@ -9,6 +11,26 @@ torch::Tensor token_cross_entropy_sum(const torch::Tensor& logits, const torch::
   return torch::nn::functional::cross_entropy(
       logits.reshape({-1, vocab}).to(torch::kFloat), labels.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum));
+}
+
+torch::Tensor answer_pointer_loss_sum(const torch::Tensor& encoder_states, const torch::Tensor& input_ids,
+                                      const torch::Tensor& attention_mask, const torch::Tensor& labels,
+                                      const torch::Tensor& direction, int64_t pad_id, int64_t eos_id) {
+  auto scores = torch::matmul(encoder_states.to(torch::kFloat), direction.to(encoder_states.device()));  // [B, S]
+  auto real = attention_mask.to(torch::kBool);
+  // -1 matches no token id: the positions that must not count as answer tokens.
+  auto target = labels.masked_fill(labels.eq(pad_id).logical_or(labels.eq(eos_id)).logical_or(labels.lt(0)), -1);
+  auto is_answer = input_ids.unsqueeze(2).eq(target.unsqueeze(1)).any(2).logical_and(real);
+  const double lowest = std::numeric_limits<float>::lowest();
+  auto all = scores.masked_fill(real.logical_not(), lowest).logsumexp(1);
+  auto answer = scores.masked_fill(is_answer.logical_not(), lowest).logsumexp(1);
+  return torch::where(is_answer.any(1), all - answer, torch::zeros_like(all)).sum();
+}
+
+torch::Tensor answer_pointer_direction(int64_t d_model) {
+  auto generator = at::detail::createCPUGenerator(0x9e3779b9);
+  auto v = torch::randn({d_model}, generator, torch::TensorOptions().dtype(torch::kFloat));
+  return v / v.norm();
 }
 
 }  // namespace qa

@@ -522,9 +522,11 @@ TrainSummary train(const Config& cfg) {
       dp.all_reduce_sum(t);
       step_tokens = static_cast<int64_t>(t.item<double>());
     }
-    const StepTotals totals = accumulate_gradients(model, batches, device, bf16, step_tokens, [&] {
-      if (grad_sync) grad_sync->arm();
-    });
+    const StepTotals totals = accumulate_gradients(
+        model, batches, device, bf16, step_tokens, [&] {
+          if (grad_sync) grad_sync->arm();
+        },
+        cfg.train.answer_pointer_weight);
     double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
            step_padded = static_cast<double>(totals.padded_tokens), step_flops = totals.flops;
     if (dp.active()) {

@@ -50,6 +50,7 @@ struct TrainSection {
   int64_t warmup_steps = 0;
   double min_lr_ratio = 0.0;     // floor of the decay, as a fraction of learning_rate
   double max_grad_norm = 1.0;    // 0 disables clipping
+  double answer_pointer_weight = 0;  // auxiliary loss: encoder states point at the answer's tokens (0 = off)
   std::string precision = "fp32";  // fp32 | bf16 (autocast matmuls; fp32 weights, norms, softmax, loss)
   int64_t log_every_steps = 10;
   int64_t max_bad_steps = 5;     // consecutive non-finite steps (skipped) before giving up

@@ -28,16 +28,20 @@ struct StepTotals {
 // batch, so that summing the ranks' gradients gives the gradient of the whole batch). Empty
 // micro-batches (a rank's share of a short last batch) are skipped.
 // `before_last_backward` runs right before the backward pass of the last non-empty micro-batch (data
-// parallelism arms the gradient all-reduce there).
+// parallelism arms the gradient all-reduce there). `answer_pointer_weight` > 0 adds that multiple of
+// answer_pointer_loss_sum (train/loss.hpp) to the cross-entropy before normalising; loss_sum stays the
+// cross-entropy alone, so logged losses compare across runs.
 StepTotals accumulate_gradients(T5Model& model, const EncodedDataset& data,
                                 const std::vector<const std::vector<std::size_t>*>& micro_batches,
                                 const torch::Device& device, bool bf16, int64_t normalizer = 0,
-                                const std::function<void()>& before_last_backward = nullptr);
+                                const std::function<void()>& before_last_backward = nullptr,
+                                double answer_pointer_weight = 0);
 
 // The same over micro-batches already collated and on the device (BatchPrefetcher::take); entries
 // without tensors (a rank's empty share) are skipped. `normalizer` 0: the batches' target tokens.
 StepTotals accumulate_gradients(T5Model& model, const std::vector<Batch>& batches, const torch::Device& device,
                                 bool bf16, int64_t normalizer = 0,
-                                const std::function<void()>& before_last_backward = nullptr);
+                                const std::function<void()>& before_last_backward = nullptr,
+                                double answer_pointer_weight = 0);
 
 }  // namespace qa
