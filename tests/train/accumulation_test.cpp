@@ -1,5 +1,7 @@
 #include "qa/train/train_step.hpp"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "../support/tiny_model.hpp"
@@ -99,6 +101,12 @@ TEST(GradientAccumulation, AnswerPointerWeightAddsTheAuxiliaryLossToTheGradientO
   }
   EXPECT_LT(worst, 1e-5);
   EXPECT_GT(apart, 1e-2);  // the auxiliary loss did change the gradient
+
+  // Under bf16 autocast (the demo's precision) the pointer scores stay fp32 and the step is finite.
+  m->zero_grad();
+  auto bf16 = accumulate_gradients(m, d, {&all}, cpu, true, 0, nullptr, 0.5);
+  EXPECT_TRUE(std::isfinite(bf16.loss_sum.item<double>()));
+  for (const auto& g : grads_of(m)) EXPECT_TRUE(torch::isfinite(g).all().item<bool>());
 }
 
 }  // namespace qa
