@@ -17,7 +17,8 @@ torch::Tensor answer_pointer_loss_sum(const torch::Tensor& encoder_states, const
                                       const torch::Tensor& attention_mask, const torch::Tensor& labels,
                                       const torch::Tensor& direction, int64_t pad_id, int64_t eos_id) {
   // An elementwise product and a sum, not a matmul: autocast would make a matmul's scores bf16.
-  auto scores = (encoder_states.to(torch::kFloat) * direction.to(encoder_states.device(), torch::kFloat)).sum(-1);  // [B, S]
+  auto scores =  // [B, S]
+      (encoder_states.to(torch::kFloat) * direction.to(encoder_states.device(), torch::kFloat)).sum(-1);
   auto real = attention_mask.to(torch::kBool);
   // -1 matches no token id: the positions that must not count as answer tokens.
   auto target = labels.masked_fill(labels.eq(pad_id).logical_or(labels.eq(eos_id)).logical_or(labels.lt(0)), -1);
