@@ -2,7 +2,8 @@
 # One visit to a lent GPU machine (the `device` tool), prepared so that it fits one call: build
 # against that machine's PyTorch (its LibTorch), run the LibTorch tests (CudaMemory needs the GPU),
 # check CUDA against CPU on the Hugging Face fixture, train the demo briefly on CUDA, and run
-# `qa-train bench` beside the Hugging Face reference (bench/hf_reference.py) in bf16.
+# `qa-train bench` (eager and with CUDA graphs) beside the Hugging Face reference
+# (bench/hf_reference.py) in bf16.
 # Everything lands under $OUT in at most six files (the tool brings back eight); the last lines
 # printed are a summary table.
 #
@@ -29,19 +30,34 @@ note "machine"
   g++ --version | head -1; cmake --version | head -1; command -v nvcc && nvcc --version | tail -1; } 2>&1 | tee -a "$S"
 
 note "build qa-train and qa_tests_torch (torch prefix $P)"
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$D;$P" \
-  -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST > "$OUT/build.log" 2>&1 &&
-  cmake --build build-gpu -j "$(nproc)" --target qa-train qa_tests_torch -- -k 0 >> "$OUT/build.log" 2>&1 ||
-  grep -E "error:|CMake Error" "$OUT/build.log" | head -30 | tee -a "$S"
+build() {
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$D;$P" \
+    -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST "$@" >> "$OUT/build.log" 2>&1 &&
+    cmake --build build-gpu -j "$(nproc)" --target qa-train qa_tests_torch -- -k 0 >> "$OUT/build.log" 2>&1
+}
+if ! build; then
+  grep -E "error:|CMake Error" "$OUT/build.log" | head -20 | tee -a "$S"
+  note "build failed: again without CUDA graphs (-DQA_CUDA_GRAPHS=OFF)"
+  build -DQA_CUDA_GRAPHS=OFF || grep -E "error:|CMake Error" "$OUT/build.log" | tail -10 | tee -a "$S"
+fi
 [ -x build-gpu/qa-train ] || exit 1
 
-note "bench: qa-train vs transformers, bf16, batch 32, source 512, target 64"
+note "CUDA graph and libstdc++ tests first"
+timeout 60 build-gpu/tests/qa_tests_torch --gtest_filter='GraphedMicroSteps.*:StdSymbols.*:CudaMemory.*' 2>&1 |
+  grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|Expected|Which is|error" | head -20 | tee -a "$S"
+
+note "bench: qa-train (eager, CUDA graphs) vs transformers, bf16, batch 32, source 512, target 64"
 for shape in flan-t5-base flan-t5-small; do
-  for side in qa hf; do
-    if [ $side = qa ]; then cmd=(build-gpu/qa-train bench); else cmd=("$PY" bench/hf_reference.py); fi
+  for side in qa qag hf; do
+    case $side in
+      qa) cmd=(build-gpu/qa-train bench --json) ;;
+      qag) cmd=(build-gpu/qa-train bench --json --cuda-graphs) ;;
+      hf) cmd=("$PY" bench/hf_reference.py) ;;
+    esac
     echo "--- $side $shape" >> "$OUT/bench.log"
     timeout 100 "${cmd[@]}" --shape "$shape" --batch 32 --src-len 512 --tgt-len 64 --steps 10 --device cuda \
-      --precision bf16 $([ $side = qa ] && echo --json) > "$OUT/$side-$shape.out" 2>> "$OUT/bench.log"
+      --precision bf16 > "$OUT/$side-$shape.out" 2>> "$OUT/bench.log"
+    echo "exit $?" >> "$OUT/bench.log"
     cat "$OUT/$side-$shape.out" >> "$OUT/bench.log"
     tail -1 "$OUT/$side-$shape.out" > "/tmp/$side-$shape.json"; rm -f "$OUT/$side-$shape.out"
   done
@@ -54,12 +70,17 @@ for dp in "cpu fp32" "cuda fp32" "cuda bf16"; do
     --device "$1" --precision "$2" 2>> "$OUT/demo.log" | tail -1 | tee -a "$S"
 done
 
-note "demo training on CUDA, 1,000 steps"
-timeout 90 build-gpu/qa-train --config configs/demo.json --device cuda --set train.max_steps=1000 \
-  --set eval.every_steps=500 --set output.dir=/tmp/demo-cuda >> "$OUT/demo.log" 2>&1
-echo "exit $?" | tee -a "$S"
-grep -E "cuda|device|steps/s|tok/s|exact|done|error" "$OUT/demo.log" | tail -8 | tee -a "$S"
-tail -3 /tmp/demo-cuda/logs/metrics.jsonl 2>/dev/null | cut -c1-400 | tee -a "$S"
+note "demo training on CUDA, 600 steps, eager then CUDA graphs"
+for g in false true; do
+  timeout 80 build-gpu/qa-train --config configs/demo.json --device cuda --set train.max_steps=600 \
+    --set eval.every_steps=600 --set train.cuda_graphs=$g --set output.dir=/tmp/demo-cuda-$g >> "$OUT/demo.log" 2>&1
+  echo "cuda_graphs=$g exit $?" | tee -a "$S"
+  grep -E '"step":(500|600)' /tmp/demo-cuda-$g/logs/metrics.jsonl 2>/dev/null |
+    "$PY" -c 'import sys, json
+for l in sys.stdin:
+    d = json.loads(l); print({k: d.get(k) for k in ("step", "loss", "tokens_per_sec", "eval_loss", "exact_match", "padding_fraction")})' | tee -a "$S"
+done
+grep -E "error|warn" "$OUT/demo.log" | head -5 | tee -a "$S"
 
 note "LibTorch tests (all of qa_tests_torch; CudaMemory uses the GPU)"
 if [ -x build-gpu/tests/qa_tests_torch ]; then
@@ -71,18 +92,21 @@ fi
 note "summary"
 "$PY" - <<'PYEOF' | tee -a "$S"
 import json
-print("| shape | qa-train ms/step | HF ms/step | train ratio | qa-train MFU | gen ratio | peak MiB qa / HF |")
+def load(side, shape):
+    try:
+        return json.load(open("/tmp/%s-%s.json" % (side, shape)))
+    except Exception as e:
+        return {"missing": str(e)}
+print("| shape | qa-train ms/step (eager / graphs) | HF ms/step | train ratio (eager / graphs) | MFU (eager / graphs) | gen ratio | peak MiB qa (eager / graphs) / HF |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for shape in ("flan-t5-base", "flan-t5-small"):
-    try:
-        q = json.load(open("/tmp/qa-%s.json" % shape))
-        h = json.load(open("/tmp/hf-%s.json" % shape))
-    except Exception as e:
-        print("| %s | missing: %s |" % (shape, e))
-        continue
-    print("| %s | %.1f | %.1f | %.2fx | %.3f | %.2fx | %.0f / %.0f |" % (
-        shape, q["ms_per_step"], h["ms_per_step"], h["ms_per_step"] / q["ms_per_step"], q["mfu"],
-        q["gen_tokens_per_sec"] / h["gen_tokens_per_sec"], q["peak_mem_mb"], h["peak_mem_mb"]))
-    print("qa-train:", json.dumps({k: q.get(k) for k in ("attention", "peak_tflops", "step_tflops", "tokens_per_sec", "gen_tokens_per_sec", "libtorch")}))
-    print("HF:", json.dumps({k: h.get(k) for k in ("impl", "tokens_per_sec", "gen_tokens_per_sec")}))
+    q, g, h = load("qa", shape), load("qag", shape), load("hf", shape)
+    f = lambda d, k, fmt="%.1f": fmt % d[k] if k in d else "-"
+    r = lambda d: "%.2fx" % (h["ms_per_step"] / d["ms_per_step"]) if "ms_per_step" in d and "ms_per_step" in h else "-"
+    gen = "%.2fx" % (q["gen_tokens_per_sec"] / h["gen_tokens_per_sec"]) if "gen_tokens_per_sec" in q and "gen_tokens_per_sec" in h else "-"
+    print("| %s | %s / %s | %s | %s / %s | %s / %s | %s | %s / %s / %s |" % (shape, f(q, "ms_per_step"), f(g, "ms_per_step"),
+          f(h, "ms_per_step"), r(q), r(g), f(q, "mfu", "%.3f"), f(g, "mfu", "%.3f"), gen, f(q, "peak_mem_mb", "%.0f"),
+          f(g, "peak_mem_mb", "%.0f"), f(h, "peak_mem_mb", "%.0f")))
+    for name, d in (("qa-train", q), ("qa-train graphs", g), ("HF", h)):
+        print(name + ":", json.dumps({k: d.get(k) for k in ("attention", "impl", "peak_tflops", "step_tflops", "tokens_per_sec", "gen_tokens_per_sec", "libtorch", "missing")}))
 PYEOF

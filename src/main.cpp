@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench_json, "Print one JSON object as the last stdout line");
   bench_cmd->add_flag("--activation-checkpointing", bench_opts.activation_checkpointing,
                       "Recompute each block's activations in the backward pass (less memory, more compute)");
+  bench_cmd->add_flag("--cuda-graphs", bench_opts.cuda_graphs,
+                      "Replay each step's forward and backward pass from a recorded CUDA graph (train.cuda_graphs)");
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
                         "Profile one more step and print its N most expensive ops by self time (stderr)")
       ->check(CLI::NonNegativeNumber);
@@ -190,7 +192,10 @@ int main(int argc, char** argv) {
                     static_cast<long long>(bench_opts.src_len), static_cast<long long>(bench_opts.tgt_len),
                     r["ms_per_step"].get<double>(), r["tokens_per_sec"].get<double>(), 100 * r["mfu"].get<double>(),
                     r["step_tflops"].get<double>(), r["peak_tflops"].get<double>(), r["gen_tokens_per_sec"].get<double>(),
-                    r["peak_mem_mb"].get<double>(), bench_opts.activation_checkpointing ? " (activation checkpointing)" : "");
+                    r["peak_mem_mb"].get<double>(),
+                    bench_opts.activation_checkpointing ? " (activation checkpointing)"
+                    : bench_opts.cuda_graphs            ? " (CUDA graphs)"
+                                                        : "");
       }
       return 0;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
+#include "qa/train/graphed_micro_steps.hpp"
 #include "qa/train/loss.hpp"
 #include "qa/train/optimizer.hpp"
 #include "qa/util/error.hpp"
@@ -34,7 +36,7 @@ T5Config shape_config(const std::string& shape) {
     c.vocab_size = 32128, c.d_model = 768, c.d_ff = 2048, c.num_layers = 12, c.num_decoder_layers = 12,
     c.num_heads = 12, c.d_kv = 64;
   } else if (shape == "demo") {  // configs/demo.json with its tokenizer's vocabulary bound
-    c.vocab_size = 2000, c.d_model = 128, c.d_ff = 256, c.num_layers = 4, c.num_decoder_layers = 2, c.num_heads = 4,
+    c.vocab_size = 2000, c.d_model = 128, c.d_ff = 256, c.num_layers = 2, c.num_decoder_layers = 1, c.num_heads = 4,
     c.d_kv = 32;
   } else {
     throw Error("bench: unknown --shape '" + shape + "' (flan-t5-small, flan-t5-base, demo)", ExitCode::kUsage);
@@ -78,17 +80,29 @@ nlohmann::json run_bench(const BenchOptions& o) {
   auto labels = torch::randint(3, c.vocab_size, {o.batch, o.tgt_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
   auto dec_in = torch::cat({torch::zeros({o.batch, 1}, labels.options()), labels.slice(1, 0, o.tgt_len - 1)}, 1);
   const double tokens = static_cast<double>(o.batch * (o.src_len + o.tgt_len));
+  std::unique_ptr<GraphedMicroSteps> graphs;
+  Batch batch;
+  if (o.cuda_graphs) {
+    if (!device.is_cuda()) throw Error("bench: --cuda-graphs needs --device cuda", ExitCode::kUsage);
+    graphs = std::make_unique<GraphedMicroSteps>(model, make_micro_step_spec(c, device, bf16, 0.0));
+    batch.input_ids = ids, batch.attention_mask = mask, batch.decoder_input_ids = dec_in, batch.labels = labels;
+    batch.source_tokens = ids.numel(), batch.target_tokens = labels.numel();
+  }
 
-  // One training step; returns its wall time in seconds.
+  // One training step, as training does it; returns its wall time in seconds.
   const auto train_step = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto t0 = Clock::now();
     torch::Tensor loss;
-    {
-      compat::AutocastScope autocast(device, bf16);
-      loss = token_cross_entropy_sum(model->forward(ids, mask, dec_in), labels) / static_cast<double>(labels.numel());
+    if (graphs) {  // the first step records the graph (after running eagerly); the others replay it
+      loss = graphs->forward_backward(batch, static_cast<double>(labels.numel()));
+    } else {
+      {
+        compat::AutocastScope autocast(device, bf16);
+        loss = token_cross_entropy_sum(model->forward(ids, mask, dec_in), labels) / static_cast<double>(labels.numel());
+      }
+      loss.backward();
     }
-    loss.backward();
     if (device.is_cuda()) {  // as training does there: clip and update decided on the GPU
       optimizer.clip_and_step_on_device(1.0, 1e-4, loss.detach());
     } else {
@@ -156,6 +170,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"libtorch", torch_version()},
           {"attention", sdpa ? "scaled_dot_product_attention" : "explicit"},
           {"activation_checkpointing", o.activation_checkpointing},
+          {"cuda_graphs", o.cuda_graphs},
           {"profile", profile},
           {"profile_table", profile_table}};
 }

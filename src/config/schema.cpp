@@ -154,6 +154,10 @@ std::vector<KeySpec> build_schema() {
                "Keep only each transformer block's inputs and recompute its activations in the backward pass "
                "(Hugging Face's gradient_checkpointing): much less activation memory for one more forward pass of the "
                "blocks"),
+      bool_key("train.cuda_graphs", QA_REF(train.cuda_graphs),
+               "CUDA, one process: record each micro-batch shape's forward and backward pass once as a CUDA graph and "
+               "replay it (one launch instead of thousands); sequences are padded up to multiples of 64 source / 16 "
+               "target tokens, so that few shapes occur. Ignored, with a warning, on the CPU and with several processes"),
       // ---- eval -------------------------------------------------------------------------------------
       int_key("eval.every_steps", QA_REF(eval.every_steps), 0, "Steps between evaluations (0 = only at the end)"),
       int_key("eval.batch_size", QA_REF(eval.batch_size), 1, "Examples per evaluation batch"),

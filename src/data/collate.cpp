@@ -48,4 +48,34 @@ Batch collate(const EncodedDataset& data, const std::vector<std::size_t>& indice
   return b;
 }
 
+Batch padded_to(const Batch& b, int64_t source_length, int64_t target_length, int64_t pad_id) {
+  const int64_t rows = b.input_ids.size(0);
+  const int64_t s = std::max(source_length, b.input_ids.size(1)), t = std::max(target_length, b.labels.size(1));
+  Batch out;
+  out.input_ids = torch::empty({rows, s}, b.input_ids.options());
+  out.attention_mask = torch::empty({rows, s}, b.attention_mask.options());
+  out.decoder_input_ids = torch::empty({rows, t}, b.decoder_input_ids.options());
+  out.labels = torch::empty({rows, t}, b.labels.options());
+  copy_padded(b, out, pad_id);
+  return out;
+}
+
+void copy_padded(const Batch& b, Batch& into, int64_t pad_id) {
+  TORCH_CHECK(into.input_ids.size(0) == b.input_ids.size(0) && into.input_ids.size(1) >= b.input_ids.size(1) &&
+                  into.labels.size(1) >= b.labels.size(1),
+              "copy_padded: a batch of shape ", b.input_ids.sizes(), " / ", b.labels.sizes(), " does not fit ",
+              into.input_ids.sizes(), " / ", into.labels.sizes());
+  const auto put = [](torch::Tensor& dst, const torch::Tensor& src, int64_t fill) {
+    const int64_t n = src.size(1);
+    if (dst.size(1) > n) dst.narrow(1, n, dst.size(1) - n).fill_(fill);
+    dst.narrow(1, 0, n).copy_(src, /*non_blocking=*/true);
+  };
+  put(into.input_ids, b.input_ids, pad_id);
+  put(into.attention_mask, b.attention_mask, 0);
+  put(into.decoder_input_ids, b.decoder_input_ids, pad_id);
+  put(into.labels, b.labels, kIgnoreLabel);
+  into.source_tokens = b.source_tokens;
+  into.target_tokens = b.target_tokens;
+}
+
 }  // namespace qa

@@ -27,9 +27,11 @@ torch::Tensor relative_position_bucket(const torch::Tensor& relative_position, b
 }
 
 torch::Tensor relative_position_buckets(int64_t query_length, int64_t key_length, int64_t query_offset,
-                                        bool bidirectional, int64_t num_buckets, int64_t max_distance) {
-  auto context = torch::arange(query_offset, query_offset + query_length, torch::kLong).unsqueeze(1);
-  auto memory = torch::arange(key_length, torch::kLong).unsqueeze(0);
+                                        bool bidirectional, int64_t num_buckets, int64_t max_distance,
+                                        const torch::Device& device) {
+  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto context = torch::arange(query_offset, query_offset + query_length, opts).unsqueeze(1);
+  auto memory = torch::arange(key_length, opts).unsqueeze(0);
   return relative_position_bucket(memory - context, bidirectional, num_buckets, max_distance);
 }
 

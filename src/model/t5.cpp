@@ -72,8 +72,9 @@ torch::Tensor AttentionImpl::split_heads(const torch::Tensor& x) const {
 }
 
 torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t q_offset) {
-  auto buckets = relative_position_buckets(q_len, k_len, q_offset, bidirectional_, num_buckets_, max_distance_);
-  auto values = relative_attention_bias->forward(buckets.to(relative_attention_bias->weight.device()));  // [Q, K, H]
+  auto buckets = relative_position_buckets(q_len, k_len, q_offset, bidirectional_, num_buckets_, max_distance_,
+                                           relative_attention_bias->weight.device());
+  auto values = relative_attention_bias->forward(buckets);  // [Q, K, H]
   return values.permute({2, 0, 1}).unsqueeze(0);
 }
 

@@ -30,6 +30,7 @@
 #include "qa/train/checkpoint_store.hpp"
 #include "qa/train/data_parallel.hpp"
 #include "qa/train/device_step_window.hpp"
+#include "qa/train/graphed_micro_steps.hpp"
 #include "qa/train/gradient_sync.hpp"
 #include "qa/train/lr_schedule.hpp"
 #include "qa/train/optimizer.hpp"
@@ -414,6 +415,19 @@ TrainSummary train(const Config& cfg) {
     return plan;
   };
   BatchPrefetcher prefetcher(train_data, in.model.pad_token_id, in.model.decoder_start_token_id, device);
+  const MicroStepSpec micro_step = make_micro_step_spec(in.model, device, bf16, cfg.train.answer_pointer_weight);
+  std::unique_ptr<GraphedMicroSteps> graphs;
+  if (cfg.train.cuda_graphs) {
+    if (!device.is_cuda() || dp.active() || !CudaGraph::supported()) {
+      spdlog::warn("train.cuda_graphs: ignored ({}); micro-batches run eagerly",
+                   !device.is_cuda() ? "the device is not CUDA"
+                   : dp.active()     ? "data parallelism runs several processes"
+                                     : "this build's LibTorch has no CUDA graphs");
+    } else {
+      graphs = std::make_unique<GraphedMicroSteps>(model, micro_step);
+      spdlog::info("train: CUDA graphs (micro-batches padded to multiples of 64 source / 16 target tokens)");
+    }
+  }
   // Since the last log line:
   double window_loss_sum = 0, window_tokens = 0, window_all_tokens = 0, window_padded_tokens = 0, window_flops = 0;
   // MFU: model FLOPs per second over the matrix-product peak of all the run's devices, measured here.
@@ -523,10 +537,10 @@ TrainSummary train(const Config& cfg) {
       step_tokens = static_cast<int64_t>(t.item<double>());
     }
     const StepTotals totals = accumulate_gradients(
-        model, batches, device, bf16, step_tokens, [&] {
+        model, batches, micro_step, step_tokens, [&] {
           if (grad_sync) grad_sync->arm();
         },
-        cfg.train.answer_pointer_weight);
+        graphs.get());
     double step_loss_sum = 0, step_source_tokens = static_cast<double>(totals.source_tokens),
            step_padded = static_cast<double>(totals.padded_tokens), step_flops = totals.flops;
     if (dp.active()) {

@@ -21,10 +21,11 @@ struct BenchOptions {
   int64_t threads = 0;
   int64_t profile_rows = 0;  // > 0: profile one more step and report its top ops by self time
   bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
+  bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
 };
 
 // Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
-// "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", ...}; with profile_rows,
+// "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", "cuda_graphs", ...}; with profile_rows,
 // "profile" (the top ops of one profiled step: name, calls, self_ms) and "profile_table" (text).
 nlohmann::json run_bench(const BenchOptions& options);
 

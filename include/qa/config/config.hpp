@@ -55,6 +55,7 @@ struct TrainSection {
   int64_t log_every_steps = 10;
   int64_t max_bad_steps = 5;     // consecutive non-finite steps (skipped) before giving up
   bool activation_checkpointing = false;  // recompute each block's activations in backward (less memory)
+  bool cuda_graphs = false;  // CUDA: each micro-batch's forward and backward replayed from a recorded graph
 };
 
 struct EvalSection {

@@ -26,4 +26,12 @@ struct Batch {
 Batch collate(const EncodedDataset& data, const std::vector<std::size_t>& indices, int64_t pad_id,
               int64_t decoder_start_id);
 
+// `b` right-padded to `source_length` and `target_length` (each at least b's own), in new tensors on
+// b's device: the fixed shape a recorded CUDA graph reads. Padding changes no loss or gradient
+// (masked keys, ignored labels, causal decoder); the token counts stay b's.
+Batch padded_to(const Batch& b, int64_t source_length, int64_t target_length, int64_t pad_id);
+
+// Writes `b` into `into` (same rows, lengths at least b's) and pads the rest, in place.
+void copy_padded(const Batch& b, Batch& into, int64_t pad_id);
+
 }  // namespace qa

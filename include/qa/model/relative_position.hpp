@@ -12,8 +12,10 @@ namespace qa {
 torch::Tensor relative_position_bucket(const torch::Tensor& relative_position, bool bidirectional, int64_t num_buckets,
                                        int64_t max_distance);
 
-// Bucket ids [query_length, key_length] for queries at positions offset..offset+query_length-1.
+// Bucket ids [query_length, key_length] for queries at positions offset..offset+query_length-1,
+// computed on `device` as the reference does (no copy to the device, which would wait for it).
 torch::Tensor relative_position_buckets(int64_t query_length, int64_t key_length, int64_t query_offset,
-                                        bool bidirectional, int64_t num_buckets, int64_t max_distance);
+                                        bool bidirectional, int64_t num_buckets, int64_t max_distance,
+                                        const torch::Device& device = torch::kCPU);
 
 }  // namespace qa
