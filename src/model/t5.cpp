@@ -306,6 +306,11 @@ bool T5ModelImpl::use_sdpa(bool on) {
 }
 
 torch::Tensor T5ModelImpl::embed(const torch::Tensor& ids) {
+  if (capturable_embedding_) {
+    auto sizes = ids.sizes().vec();
+    sizes.push_back(shared->weight.size(1));
+    return shared->weight.index_select(0, ids.reshape({-1})).view(sizes);
+  }
   return torch::embedding(shared->weight, ids, /*padding_idx=*/-1, /*scale_grad_by_freq=*/false, sparse_embedding_grad_);
 }
 

@@ -16,7 +16,7 @@ BatchShape shape_bucket(int64_t rows, int64_t source_length, int64_t target_leng
 GraphedMicroSteps::GraphedMicroSteps(T5Model& model, MicroStepSpec spec) : model_(model), spec_(std::move(spec)) {
   if (!CudaGraph::supported()) throw std::runtime_error("train.cuda_graphs: this build's LibTorch has no CUDA");
   if (!spec_.device.is_cuda()) throw std::runtime_error("train.cuda_graphs: needs the cuda device");
-  model_->set_sparse_embedding_grad(false);
+  model_->set_capturable_embedding(true);
   denominator_ = torch::ones({}, torch::TensorOptions().dtype(torch::kFloat).device(spec_.device));
 }
 

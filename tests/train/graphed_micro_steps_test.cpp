@@ -87,7 +87,6 @@ TEST(GraphedMicroSteps, ReplaysGiveTheEagerGradientOnCuda) {
     Optimizer eager_opt(eager, train), graphed_opt(graphed, train);
     const MicroStepSpec spec = make_micro_step_spec(eager->config(), cuda, bf16, 0.5);
     GraphedMicroSteps graphs(graphed, spec);
-    eager->set_sparse_embedding_grad(false);  // as the graphs do
     // Batches 0 and 1 share a bucket (5 rows, 64 / 16); batch 2 has 3 rows: another bucket.
     const std::vector<EncodedDataset> data = {examples(5, 0), examples(5, 1), examples(3, 2)};
     for (std::size_t k = 0; k < data.size(); ++k) {

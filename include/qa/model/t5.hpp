@@ -199,6 +199,12 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   // parameters whose .grad is already a dense tensor that it is added into: train/optimizer sets this.
   void set_sparse_embedding_grad(bool on) { sparse_embedding_grad_ = on; }
 
+  // The lookup as index_select, whose backward adds the rows in place (index_add_): no sort and no
+  // wait for the device, which CUDA graphs need (the embedding's own CUDA backward sorts larger
+  // batches with a step that waits; pytorch/pytorch#82886). Same values and gradient up to the order
+  // of the additions. Takes precedence over the sparse gradient.
+  void set_capturable_embedding(bool on) { capturable_embedding_ = on; }
+
   torch::nn::Embedding shared{nullptr};
   Stack encoder{nullptr}, decoder{nullptr};
   torch::nn::Linear lm_head{nullptr};  // absent when tie_word_embeddings
@@ -209,6 +215,7 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   void init_local_position_bias(AttentionImpl& a) const;
   T5Config config_;
   bool sparse_embedding_grad_ = false;
+  bool capturable_embedding_ = false;
 };
 TORCH_MODULE(T5Model);
 

@@ -30,8 +30,8 @@ BatchShape shape_bucket(int64_t rows, int64_t source_length, int64_t target_leng
 
 class GraphedMicroSteps {
  public:
-  // Needs a CUDA build and a model on a CUDA device (throws otherwise). Switches the model's embedding
-  // gradient to dense: the sparse one is built with host synchronisation, which a graph cannot hold.
+  // Needs a CUDA build and a model on a CUDA device (throws otherwise). Switches the model's input
+  // embedding to its capturable form (T5ModelImpl::set_capturable_embedding).
   GraphedMicroSteps(T5Model& model, MicroStepSpec spec);
 
   // forward_backward (train_step.hpp) of `b` (on the device) at its bucket's shape, objective divided
