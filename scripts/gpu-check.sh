@@ -27,7 +27,10 @@ note() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$S"; }
 note "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PY" -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'
-  g++ --version | head -1; cmake --version | head -1; command -v nvcc && nvcc --version | tail -1; } 2>&1 | tee -a "$S"
+  g++ --version | head -1; cmake --version | head -1; command -v nvcc && nvcc --version | tail -1
+  # pytorch/pytorch#133437: how many std::filesystem functions this LibTorch exports (util/fs remove_tree)
+  echo "std::filesystem symbols exported by libtorch*.so: $(objdump -T "$P"/../../lib/libtorch*.so 2>/dev/null | grep -c _ZNSt10filesystem)"
+} 2>&1 | tee -a "$S"
 
 note "build qa-train and qa_tests_torch (torch prefix $P)"
 build() {

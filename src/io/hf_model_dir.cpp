@@ -112,8 +112,7 @@ void save_model_dir(const std::string& dir, T5Model& model, const Tokenizer& tok
     write_file_atomic(path("generation_config.json"), gen.dump(2) + "\n");
     publish_dir(staging, dir);
   } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
+    remove_tree(staging);
     throw;
   }
 }

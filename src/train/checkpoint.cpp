@@ -114,8 +114,7 @@ std::string save_checkpoint(const std::string& output_dir, T5Model& model, const
     fault_point("checkpoint-before-publish");
     publish_dir(staging, target);
   } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
+    remove_tree(staging);
     throw;
   }
   fault_point("checkpoint-after-publish");

@@ -102,13 +102,12 @@ void prune_checkpoints(const std::string& output_dir, int64_t keep_last, int64_t
   std::error_code ec;
   for (std::size_t i = static_cast<std::size_t>(std::max<int64_t>(keep_last, 0)); i < all.size(); ++i) {
     if (all[i].step == keep_step) continue;
-    fs::remove_all(all[i].path, ec);
-    if (ec) spdlog::warn("{}: cannot delete old checkpoint: {}", all[i].path, ec.message());
+    if (!remove_tree(all[i].path)) spdlog::warn("{}: cannot delete old checkpoint", all[i].path);
   }
   const std::string root = checkpoints_root(output_dir);
   if (!fs::is_directory(root, ec)) return;
   for (const auto& e : fs::directory_iterator(root, ec)) {
-    if (is_staging(e.path().filename().string())) fs::remove_all(e.path(), ec);
+    if (is_staging(e.path().filename().string())) remove_tree(e.path());
   }
 }
 

@@ -259,8 +259,7 @@ TrainSummary train(const Config& cfg) {
   }
   if (is_main && resume_dir.empty() && cfg.output.overwrite) {
     // Only on request: the checkpoints of an earlier run in this output folder.
-    std::error_code ec;
-    fs::remove_all(checkpoints_root(out_dir), ec);
+    remove_tree(checkpoints_root(out_dir));
   }
 
   const std::string device_name = resolve_device(cfg.runtime.device);

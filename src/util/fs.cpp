@@ -1,6 +1,7 @@
 #include "qa/util/fs.hpp"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -21,6 +22,11 @@ namespace qa {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
+
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  ::remove(path);  // children come first (FTW_DEPTH): folders are empty when their turn comes
+  return 0;
+}
 
 void fsync_path(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
@@ -111,9 +117,9 @@ void publish_dir(const std::string& staging, const std::string& target) {
       if (::rename(target.c_str(), aside.c_str()) != 0 || ::rename(staging.c_str(), target.c_str()) != 0) {
         throw Error(target + ": cannot replace folder: " + errno_text());
       }
-      fs::remove_all(aside, ec);
+      remove_tree(aside);
     } else {
-      fs::remove_all(staging, ec);  // now holds the previous contents
+      remove_tree(staging);  // now holds the previous contents
     }
   } else if (::rename(staging.c_str(), target.c_str()) != 0) {
     throw Error(target + ": cannot create folder: " + errno_text());
@@ -156,6 +162,13 @@ bool file_exists(const std::string& path) {
 bool dir_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
+}
+
+bool remove_tree(const std::string& path) noexcept {
+  if (path.empty()) return true;
+  ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) != 0 && errno == ENOENT;
 }
 
 }  // namespace qa

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include "qa/util/fs.hpp"
 
 namespace qa::e2e {
 
@@ -69,7 +70,7 @@ inline void head_lines(const fs::path& from, const fs::path& to, int n) {
 // the demo data and tests/e2e/tiny.json: what every end-to-end suite trains on.
 inline fs::path make_work_dir(const std::string& prefix) {
   const fs::path work = fs::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()));
-  fs::remove_all(work);
+  qa::remove_tree(work);
   fs::create_directories(work);
   head_lines(fs::path(QA_SOURCE_DIR) / "data/train.jsonl", work / "train.jsonl", 240);
   head_lines(fs::path(QA_SOURCE_DIR) / "data/validation.jsonl", work / "validation.jsonl", 40);

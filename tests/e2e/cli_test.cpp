@@ -1,6 +1,7 @@
 // End to end: the real qa-train binary trains on a tiny config, then evaluates and predicts with the
 // model it saved; bad inputs fail with one clear line, a documented exit code and no output written.
 #include "cli_support.hpp"
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -27,7 +28,7 @@ class Cli : public ::testing::Test {
   static void SetUpTestSuite() {
     work = make_work_dir("qa-e2e");
   }
-  static void TearDownTestSuite() { fs::remove_all(work); }
+  static void TearDownTestSuite() { qa::remove_tree(work); }
   static std::string train_args(const std::string& out_dir) {
     return "--config tiny.json --set data.train=train.jsonl --set data.validation=validation.jsonl --set output.dir=" +
            out_dir;

@@ -53,7 +53,7 @@ class Distributed : public ::testing::Test {
   static void SetUpTestSuite() {
     work = make_work_dir("qa-e2e-dist");
   }
-  static void TearDownTestSuite() { fs::remove_all(work); }
+  static void TearDownTestSuite() { qa::remove_tree(work); }
 
   // Accumulation 2 on; 24 steps cross the end of an epoch (240 examples / 16 per step = 15 steps).
   static std::string args(const std::string& out, int batch) {

@@ -5,6 +5,7 @@
 #include "cli_support.hpp"
 #include "qa/train/checkpoint_store.hpp"
 #include "qa/util/crc32c.hpp"
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -51,7 +52,7 @@ class FaultTolerance : public ::testing::Test {
     reference = read_curve(work / "reference/logs/metrics.jsonl");
     ASSERT_EQ(reference.train.size(), 40u);
   }
-  static void TearDownTestSuite() { fs::remove_all(work); }
+  static void TearDownTestSuite() { qa::remove_tree(work); }
 
   // 240 examples, micro-batches of 8, 2 per step: 15 steps per epoch; 40 steps cross two epoch ends.
   static std::string args(const std::string& out) {

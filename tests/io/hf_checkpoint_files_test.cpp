@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -18,10 +19,10 @@ namespace {
 struct CheckpointFilesTest : ::testing::Test {
   void SetUp() override {
     dir = fs::temp_directory_path() / ("qa-ckfiles-" + std::to_string(::getpid()));
-    fs::remove_all(dir);
+    qa::remove_tree(dir);
     fs::create_directories(dir);
   }
-  void TearDown() override { fs::remove_all(dir); }
+  void TearDown() override { qa::remove_tree(dir); }
   void write(const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; }
   std::string error() {
     try {

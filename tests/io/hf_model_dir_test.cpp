@@ -12,6 +12,7 @@
 #include "../support/reference.hpp"
 #include "qa/io/safetensors.hpp"
 #include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -20,7 +21,7 @@ namespace {
 
 fs::path fresh_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("qa-hfdir-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(d);
+  qa::remove_tree(d);
   return d;
 }
 
@@ -65,7 +66,7 @@ TEST(HfModelDir, SaveThenLoadIsBitwiseEqualAndHasTheHuggingFaceFiles) {
   for (const auto& e : fs::directory_iterator(dir.parent_path())) {
     EXPECT_EQ(e.path().filename().string().find(".roundtrip.tmp"), std::string::npos) << e.path();
   }
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 // What qa-train exports matches what transformers wrote for the same model: the same tensor names,
@@ -100,7 +101,7 @@ TEST(HfModelDir, ExportMatchesWhatTransformersWrites) {
     auto b = load_model_dir(dir.string());  // import -> export -> import: bitwise equal parameters
     auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
     for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
-    fs::remove_all(dir);
+    qa::remove_tree(dir);
   }
 }
 
@@ -123,7 +124,7 @@ TEST(HfModelDir, ImportErrorsNameTheTensor) {
   aliased["encoder.embed_tokens.weight"] = good.at("shared.weight");
   auto d4 = fixture_with("alias", aliased);
   EXPECT_NO_THROW(load_model_dir(d4.string()));
-  for (const auto& d : {d1, d2, d3, d4}) fs::remove_all(d);
+  for (const auto& d : {d1, d2, d3, d4}) qa::remove_tree(d);
 }
 
 // The fixture's tensors split over `shards` files with an index, as transformers' save_pretrained
@@ -164,7 +165,7 @@ TEST(HfModelDir, ShardedAndHalfPrecisionCheckpointsLoad) {
       // Converted exactly once: the stored (rounded) values, widened to fp32.
       EXPECT_TRUE(torch::equal(p.value(), want[p.key()].to(dtype).to(torch::kFloat))) << p.key();
     }
-    fs::remove_all(d);
+    qa::remove_tree(d);
   }
 }
 
@@ -193,7 +194,7 @@ TEST(HfModelDir, ShardedCheckpointErrorsNameTheFileAndTensor) {
   std::ofstream(index_path) << index.dump();
   auto e3 = load_error(d);
   EXPECT_NE(e3.find("'encoder.block.0.layer.0.SelfAttention.extra' is listed but not in"), std::string::npos) << e3;
-  fs::remove_all(d);
+  qa::remove_tree(d);
 }
 
 TEST(HfModelDir, UnsupportedDtypeNamesTheTensor) {
@@ -202,7 +203,7 @@ TEST(HfModelDir, UnsupportedDtypeNamesTheTensor) {
   auto d = fixture_with("dtype", good);
   auto e = load_error(d);
   EXPECT_NE(e.find("tensor 'shared.weight': unsupported dtype I32"), std::string::npos) << e;
-  fs::remove_all(d);
+  qa::remove_tree(d);
 }
 
 // T5 checkpoints have more embedding rows than tokenizer pieces (32128 vs 32100): that loads.
@@ -219,7 +220,7 @@ TEST(HfModelDir, EmbeddingMayHaveMoreRowsThanTheTokenizer) {
   config["vocab_size"] = 100;  // fewer rows than pieces is an error
   std::ofstream(d / "config.json") << config.dump();
   EXPECT_NE(load_error(d).find("the tokenizer has 200 pieces but the model's vocab_size is 100"), std::string::npos);
-  fs::remove_all(d);
+  qa::remove_tree(d);
 }
 
 TEST(HfModelDir, MissingOrForeignFilesAreClearErrors) {
@@ -234,7 +235,7 @@ TEST(HfModelDir, MissingOrForeignFilesAreClearErrors) {
   EXPECT_NE(load_error(d).find("spiece.model is missing"), std::string::npos);
   std::ofstream(d / "spiece.model") << "garbage";
   EXPECT_NE(load_error(d).find("spiece.model: not a valid SentencePiece model"), std::string::npos);
-  fs::remove_all(d);
+  qa::remove_tree(d);
 }
 
 }  // namespace qa

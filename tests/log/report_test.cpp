@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
 
 namespace qa {
 namespace {
@@ -20,7 +21,7 @@ using json = nlohmann::json;
 
 fs::path fresh_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("qa-report-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  qa::remove_tree(d);
   fs::create_directories(d / "logs");
   return d;
 }
@@ -127,7 +128,7 @@ TEST(Report, RendersEveryPlotFromASyntheticRun) {
   EXPECT_NE(html.find("<td class=\"num\">240</td>"), std::string::npos);
   EXPECT_NE(html.find("mean 5.0 %"), std::string::npos);
   EXPECT_NE(html.find("<span class=\"k\">train.batch_size</span><span class=\"v\">8</span>"), std::string::npos);
-  fs::remove_all(out);
+  qa::remove_tree(out);
 }
 
 TEST(Report, MissingOptionalFilesSayNotRecorded) {
@@ -142,7 +143,7 @@ TEST(Report, MissingOptionalFilesSayNotRecorded) {
   EXPECT_NE(html.find("Data statistics: not recorded"), std::string::npos);
   EXPECT_NE(html.find("<h2>Validation predictions</h2>\n<p class=\"na\">not recorded</p>"), std::string::npos);
   EXPECT_NE(html.find("<h2>Effective config</h2>\n<p class=\"na\">not recorded</p>"), std::string::npos);
-  fs::remove_all(out);
+  qa::remove_tree(out);
 }
 
 TEST(Report, ErrorsNameTheFileAndLine) {
@@ -172,7 +173,7 @@ TEST(Report, ErrorsNameTheFileAndLine) {
               std::string::npos)
         << e.what();
   }
-  fs::remove_all(out);
+  qa::remove_tree(out);
 }
 
 TEST(Report, LineChartHandlesGapsFlatAndTinyValues) {
@@ -209,7 +210,7 @@ TEST(Report, RendersInHeadlessChromium) {
   const int status = std::system(cmd.c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(out / "render.log");
   EXPECT_GT(fs::exists(png) ? fs::file_size(png) : 0, 20000u) << slurp(out / "render.log");
-  fs::remove_all(out);
+  qa::remove_tree(out);
 }
 
 }  // namespace qa

@@ -16,6 +16,7 @@
 
 #include "qa/util/crc32c.hpp"
 #include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
 
 namespace qa {
 namespace {
@@ -25,7 +26,7 @@ using json = nlohmann::json;
 
 fs::path fresh_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("qa-tb-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  qa::remove_tree(d);
   fs::create_directories(d);
   return d;
 }
@@ -166,7 +167,7 @@ TEST(TensorBoard, WriterCreatesOneFilePerRunStartingWithTheFileVersion) {
   auto rb = records(slurp(second));
   ASSERT_EQ(rb.size(), 2u);
   EXPECT_NE(rb[1].find(bytes({0x10, 41, 0x3a, 0x02, 0x08, 0x01})), std::string::npos);  // START at step 41
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 // Every write reaches the kernel at once: a run killed with SIGKILL (no destructor, no flush) leaves
@@ -190,7 +191,7 @@ TEST(TensorBoard, KilledRunLeavesReadableEvents) {
   const auto recs = records(slurp(files[0]));
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_NE(recs[2].find("eval/f1"), std::string::npos);
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 TEST(TensorBoard, ErrorsNameTheFolder) {
@@ -202,7 +203,7 @@ TEST(TensorBoard, ErrorsNameTheFolder) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find((dir / "logs").string()), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 // The independent check: tests/log/decode_tfevents.py verifies every CRC with its own CRC-32C, parses
@@ -259,7 +260,7 @@ TEST(TensorBoard, PythonProtobufDecoderAgreesWithMetricsJsonl) {
   std::ofstream(dir / "corrupt.tfevents", std::ios::binary) << blob;
   EXPECT_EQ(run_decoder(dir / "corrupt.tfevents", dir / "metrics.jsonl", dir / "out3.txt"), 1);
   EXPECT_NE(slurp(dir / "out3.txt").find("data CRC mismatch"), std::string::npos) << slurp(dir / "out3.txt");
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 }  // namespace qa

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -17,9 +18,9 @@ namespace {
 struct CheckpointStore : ::testing::Test {
   void SetUp() override {
     out = fs::temp_directory_path() / ("qa-ckstore-" + std::to_string(::getpid()));
-    fs::remove_all(out);
+    qa::remove_tree(out);
   }
-  void TearDown() override { fs::remove_all(out); }
+  void TearDown() override { qa::remove_tree(out); }
   std::string make(int64_t step, bool with_manifest = true) {
     const std::string dir = checkpoint_path(out.string(), step);
     fs::create_directories(dir);

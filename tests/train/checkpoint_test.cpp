@@ -13,6 +13,7 @@
 #include "../support/tiny_model.hpp"
 #include "qa/train/checkpoint_store.hpp"
 #include "qa/util/error.hpp"
+#include "qa/util/fs.hpp"
 
 namespace fs = std::filesystem;
 
@@ -34,10 +35,10 @@ void train_a_little(T5Model& m, Optimizer& opt, int steps) {
 struct CheckpointTest : ::testing::Test {
   void SetUp() override {
     out = fs::temp_directory_path() / ("qa-ckpt-" + std::to_string(::getpid()));
-    fs::remove_all(out);
+    qa::remove_tree(out);
     train.weight_decay = 0.1;
   }
-  void TearDown() override { fs::remove_all(out); }
+  void TearDown() override { qa::remove_tree(out); }
   fs::path out;
   TrainSection train;
   RunIdentity identity = {{"train.seed", 1}, {"train.batch_size", 8}};

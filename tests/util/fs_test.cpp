@@ -16,7 +16,7 @@ namespace {
 
 fs::path temp_dir(const std::string& name) {
   auto dir = fs::temp_directory_path() / ("qa-fs-test-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
   fs::create_directories(dir);
   return dir;
 }
@@ -30,7 +30,7 @@ TEST(Fs, WriteFileAtomicReplacesContentAndLeavesNoTemporaries) {
   write_file_atomic(path, "second");
   EXPECT_EQ(read_file(path, "test file"), "second");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 TEST(Fs, PublishDirSwapsWholeFolders) {
@@ -43,7 +43,7 @@ TEST(Fs, PublishDirSwapsWholeFolders) {
     EXPECT_EQ(read_file((fs::path(target) / "w.bin").string(), "w"), content);
   }
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);  // staging folders gone
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 TEST(Fs, ReadFileErrorsNameTheFile) {
@@ -71,13 +71,30 @@ TEST(Fs, EnsureWritableDirRejectsAFileInTheWay) {
   auto dir = temp_dir("file");
   std::ofstream((dir / "out").string()) << "x";
   EXPECT_THROW(ensure_writable_dir((dir / "out").string(), "output.dir"), Error);
-  fs::remove_all(dir);
+  qa::remove_tree(dir);
 }
 
 TEST(Fs, ResolvePathAnchorsRelativePaths) {
   EXPECT_EQ(resolve_path("/cfg", "../data/train.jsonl"), "/data/train.jsonl");
   EXPECT_EQ(resolve_path("/cfg", "/abs/x"), "/abs/x");
   EXPECT_EQ(resolve_path("/cfg", ""), "");
+}
+
+TEST(Fs, RemoveTreeDeletesAFolderButNotWhatItsLinksPointTo) {
+  const fs::path dir = fs::temp_directory_path() / ("qa_fs_tree_" + std::to_string(::getpid()));
+  const fs::path outside = fs::temp_directory_path() / ("qa_fs_outside_" + std::to_string(::getpid()));
+  qa::remove_tree(dir.string());
+  fs::create_directories(dir / "a" / "b");
+  fs::create_directories(outside);
+  std::ofstream(dir / "a" / "b" / "f.txt") << "x";
+  std::ofstream(outside / "keep.txt") << "y";
+  fs::create_directory_symlink(outside, dir / "a" / "link");
+  EXPECT_TRUE(qa::remove_tree(dir.string()));
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists(outside / "keep.txt"));
+  EXPECT_TRUE(qa::remove_tree(dir.string()));  // already gone: nothing left
+  EXPECT_TRUE(qa::remove_tree(outside.string()));
+  EXPECT_FALSE(fs::exists(outside));
 }
 
 }  // namespace qa

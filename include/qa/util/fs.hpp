@@ -27,6 +27,13 @@ std::string resolve_path(const std::string& base_dir, const std::string& p);
 // Folder that holds the running executable (from /proc/self/exe).
 std::string executable_dir();
 
+// Deletes `path` and, if it is a folder, everything under it (symbolic links themselves, not what
+// they point to). True when nothing is left at `path` (a missing path included).
+// POSIX, not std::filesystem::remove_all: PyTorch's pip wheels export their own copy of that one,
+// which the program binds to whatever the link order, and which jumps to address 0 there
+// (pytorch/pytorch#133437). Nothing in qa-train or its tests calls std::filesystem::remove_all.
+bool remove_tree(const std::string& path) noexcept;
+
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
 
