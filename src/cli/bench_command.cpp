@@ -15,7 +15,7 @@
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
 #include "qa/train/graphed_micro_steps.hpp"
-#include "qa/train/loss.hpp"
+#include "qa/train/train_step.hpp"
 #include "qa/train/optimizer.hpp"
 #include "qa/util/error.hpp"
 
@@ -80,29 +80,25 @@ nlohmann::json run_bench(const BenchOptions& o) {
   auto labels = torch::randint(3, c.vocab_size, {o.batch, o.tgt_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
   auto dec_in = torch::cat({torch::zeros({o.batch, 1}, labels.options()), labels.slice(1, 0, o.tgt_len - 1)}, 1);
   const double tokens = static_cast<double>(o.batch * (o.src_len + o.tgt_len));
-  std::unique_ptr<GraphedMicroSteps> graphs;
   Batch batch;
+  batch.input_ids = ids, batch.attention_mask = mask, batch.decoder_input_ids = dec_in, batch.labels = labels;
+  batch.source_tokens = ids.numel(), batch.target_tokens = labels.numel();
+  const MicroStepSpec spec = make_micro_step_spec(c, device, bf16, 0.0);
+  const double denominator = static_cast<double>(labels.numel());
+  const auto denominator_tensor = torch::scalar_tensor(denominator, torch::TensorOptions().device(device));
+  std::unique_ptr<GraphedMicroSteps> graphs;
   if (o.cuda_graphs) {
     if (!device.is_cuda()) throw Error("bench: --cuda-graphs needs --device cuda", ExitCode::kUsage);
-    graphs = std::make_unique<GraphedMicroSteps>(model, make_micro_step_spec(c, device, bf16, 0.0));
-    batch.input_ids = ids, batch.attention_mask = mask, batch.decoder_input_ids = dec_in, batch.labels = labels;
-    batch.source_tokens = ids.numel(), batch.target_tokens = labels.numel();
+    graphs = std::make_unique<GraphedMicroSteps>(model, spec);
   }
 
-  // One training step, as training does it; returns its wall time in seconds.
+  // One training step, as training does it (train_step.hpp); returns its wall time in seconds.
   const auto train_step = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto t0 = Clock::now();
-    torch::Tensor loss;
-    if (graphs) {  // the first step records the graph (after running eagerly); the others replay it
-      loss = graphs->forward_backward(batch, static_cast<double>(labels.numel()));
-    } else {
-      {
-        compat::AutocastScope autocast(device, bf16);
-        loss = token_cross_entropy_sum(model->forward(ids, mask, dec_in), labels) / static_cast<double>(labels.numel());
-      }
-      loss.backward();
-    }
+    // With graphs, the first step records the graph (after running eagerly); the others replay it.
+    const torch::Tensor loss = graphs ? graphs->forward_backward(batch, denominator)
+                                      : forward_backward(model, batch, spec, denominator_tensor);
     if (device.is_cuda()) {  // as training does there: clip and update decided on the GPU
       optimizer.clip_and_step_on_device(1.0, 1e-4, loss.detach());
     } else {
