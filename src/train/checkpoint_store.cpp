@@ -102,7 +102,8 @@ void prune_checkpoints(const std::string& output_dir, int64_t keep_last, int64_t
   std::error_code ec;
   for (std::size_t i = static_cast<std::size_t>(std::max<int64_t>(keep_last, 0)); i < all.size(); ++i) {
     if (all[i].step == keep_step) continue;
-    if (!remove_tree(all[i].path)) spdlog::warn("{}: cannot delete old checkpoint", all[i].path);
+    // A kill while deleting must not leave a half-deleted checkpoint that looks published.
+    if (!discard_dir(all[i].path)) spdlog::warn("{}: cannot delete old checkpoint", all[i].path);
   }
   const std::string root = checkpoints_root(output_dir);
   if (!fs::is_directory(root, ec)) return;

@@ -93,9 +93,16 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   fsync_path(parent_of(path), true);
 }
 
-std::string make_staging_dir(const std::string& target) {
+namespace {
+// A hidden sibling of `target` with a fresh name: ".<name>.tmp-<pid>-<n>".
+std::string staging_name(const std::string& target) {
   fs::path t(target);
-  std::string staging = (t.parent_path() / ("." + t.filename().string() + ".tmp-" + unique_suffix())).string();
+  return (t.parent_path() / ("." + t.filename().string() + ".tmp-" + unique_suffix())).string();
+}
+}  // namespace
+
+std::string make_staging_dir(const std::string& target) {
+  std::string staging = staging_name(target);
   std::error_code ec;
   fs::create_directories(staging, ec);
   if (ec) throw Error(staging + ": cannot create folder: " + ec.message());
@@ -162,6 +169,17 @@ bool file_exists(const std::string& path) {
 bool dir_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec);
+}
+
+bool discard_dir(const std::string& dir) noexcept {
+  try {
+    const std::string aside = staging_name(dir);
+    if (::rename(dir.c_str(), aside.c_str()) != 0) return remove_tree(dir);
+    remove_tree(aside);
+    return true;
+  } catch (...) {  // staging_name allocates
+    return false;
+  }
 }
 
 bool remove_tree(const std::string& path) noexcept {

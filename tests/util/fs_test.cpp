@@ -97,4 +97,28 @@ TEST(Fs, RemoveTreeDeletesAFolderButNotWhatItsLinksPointTo) {
   EXPECT_FALSE(fs::exists(outside));
 }
 
+TEST(Fs, DiscardDirLeavesNothingBehindAndNoStagingFolder) {
+  const fs::path parent = fs::temp_directory_path() / ("qa_fs_discard_" + std::to_string(::getpid()));
+  qa::remove_tree(parent.string());
+  fs::create_directories(parent / "step-4" / "sub");
+  std::ofstream(parent / "step-4" / "sub" / "f.bin") << "x";
+  EXPECT_TRUE(qa::discard_dir((parent / "step-4").string()));
+  EXPECT_TRUE(fs::is_empty(parent));  // neither the folder nor the staging name it passed through
+  EXPECT_TRUE(qa::discard_dir((parent / "missing").string()));
+  // A deletion that stops halfway (here a folder whose contents cannot be deleted, unless running as
+  // root) leaves only a staging folder, never a half-deleted folder under the old name.
+  fs::create_directories(parent / "step-8" / "locked");
+  std::ofstream(parent / "step-8" / "locked" / "f.bin") << "x";
+  std::ofstream(parent / "step-8" / "g.bin") << "y";
+  fs::permissions(parent / "step-8" / "locked", fs::perms::owner_read | fs::perms::owner_exec);
+  EXPECT_TRUE(qa::discard_dir((parent / "step-8").string()));
+  EXPECT_FALSE(fs::exists(parent / "step-8"));
+  for (const auto& e : fs::directory_iterator(parent)) {
+    EXPECT_EQ(e.path().filename().string().rfind(".step-8.tmp-", 0), 0u) << e.path();
+    fs::permissions(e.path() / "locked", fs::perms::owner_all);
+  }
+  qa::remove_tree(parent.string());
+  EXPECT_FALSE(fs::exists(parent));
+}
+
 }  // namespace qa

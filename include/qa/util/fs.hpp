@@ -12,7 +12,7 @@ std::string read_file(const std::string& path, const std::string& what);
 // a temporary file in the same folder, fsync, rename, fsync of the folder.
 void write_file_atomic(const std::string& path, const std::string& content);
 
-// A fresh temporary folder next to `target` ("<target>.tmp-<pid>-<n>") to fill and then publish.
+// A fresh temporary folder next to `target` (".<target>.tmp-<pid>-<n>") to fill and then publish.
 std::string make_staging_dir(const std::string& target);
 // Publishes a filled staging folder as `target`: fsyncs its files, then swaps it in with one
 // rename (renameat2 RENAME_EXCHANGE when `target` exists), then deletes the old folder.
@@ -33,6 +33,11 @@ std::string executable_dir();
 // which the program binds to whatever the link order, and which jumps to address 0 there
 // (pytorch/pytorch#133437). Nothing in qa-train or its tests calls std::filesystem::remove_all.
 bool remove_tree(const std::string& path) noexcept;
+
+// Takes the folder `dir` out of sight with one rename (to a staging name, as make_staging_dir gives),
+// then deletes it: nobody sees it half deleted, and a kill midway leaves only a staging folder for
+// its owner to clean up. True when nothing is left at `dir`.
+bool discard_dir(const std::string& dir) noexcept;
 
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
