@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--cuda-graphs", bench_opts.cuda_graphs,
                       "Replay each step's forward and backward pass from a recorded CUDA graph (train.cuda_graphs)");
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
-                        "Profile one more step and print its N most expensive ops by self time (stderr)")
+                        "Profile one more step and print its N most expensive ops by self time, on CUDA its kernels by GPU time (stderr)")
       ->check(CLI::NonNegativeNumber);
 
   std::string report_dir;

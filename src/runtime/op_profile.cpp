@@ -48,10 +48,11 @@ std::vector<OpTime> OpProfiler::stop() {
   return out;
 }
 
-std::string format_op_table(const std::vector<OpTime>& ops, double wall_ms, std::size_t rows) {
+std::string format_op_table(const std::vector<OpTime>& ops, double wall_ms, std::size_t rows, const std::string& title,
+                            const std::string& unaccounted) {
   std::string s;
   char line[256];
-  std::snprintf(line, sizeof line, "%-60s %8s %11s %7s\n", "operator (self time)", "calls", "self ms", "share");
+  std::snprintf(line, sizeof line, "%-60s %8s %11s %7s\n", title.substr(0, 60).c_str(), "calls", "self ms", "share");
   s += line;
   double rest_ms = 0, all_ms = 0;
   int64_t rest_calls = 0;
@@ -73,7 +74,7 @@ std::string format_op_table(const std::vector<OpTime>& ops, double wall_ms, std:
                   rest_ms, wall_ms > 0 ? 100.0 * rest_ms / wall_ms : 0.0);
     s += line;
   }
-  std::snprintf(line, sizeof line, "%-60s %8s %11.1f %6.1f%%\n", "(outside any operator)", "",
+  std::snprintf(line, sizeof line, "%-60s %8s %11.1f %6.1f%%\n", unaccounted.substr(0, 60).c_str(), "",
                 std::max(0.0, wall_ms - all_ms), wall_ms > 0 ? 100.0 * std::max(0.0, wall_ms - all_ms) / wall_ms : 0.0);
   s += line;
   return s;

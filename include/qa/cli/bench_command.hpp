@@ -19,14 +19,15 @@ struct BenchOptions {
   std::string device = "cpu";
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
   int64_t threads = 0;
-  int64_t profile_rows = 0;  // > 0: profile one more step and report its top ops by self time
+  int64_t profile_rows = 0;  // > 0: profile one more step: top ops by self time (CPU), top kernels by GPU time (CUDA)
   bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
   bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
 };
 
 // Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
 // "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", "cuda_graphs", ...}; with profile_rows,
-// "profile" (the top ops of one profiled step: name, calls, self_ms) and "profile_table" (text).
+// "profile" (the top ops of one profiled step: name, calls, self_ms; on CUDA its kernels, self_ms = GPU time),
+// "profile_categories" (CUDA: GPU time by kind of kernel) and "profile_table" (text).
 nlohmann::json run_bench(const BenchOptions& options);
 
 // Model FLOPs of one training step of a named shape (model/flops.hpp says how they are counted).

@@ -24,7 +24,10 @@ class OpProfiler {
   std::vector<OpTime> stop();
 };
 
-// A fixed-width table: the top `rows` ops by self time with their share of `wall_ms`, then the rest.
-std::string format_op_table(const std::vector<OpTime>& ops, double wall_ms, std::size_t rows);
+// A fixed-width table: the top `rows` ops by self time with their share of `wall_ms`, then the rest,
+// then the part of `wall_ms` no op accounts for (for GPU kernels: the time the GPU sat idle).
+std::string format_op_table(const std::vector<OpTime>& ops, double wall_ms, std::size_t rows,
+                            const std::string& title = "operator (self time)",
+                            const std::string& unaccounted = "(outside any operator)");
 
 }  // namespace qa
