@@ -9,6 +9,8 @@
 #
 # Here, once:   bash ../shared/device/pack-deps.sh .devdeps      (.gitignore already ignores it)
 # Then:         run(command="bash scripts/gpu-check.sh", carry=[".devdeps"], timeout_s=540)
+# GPU_CHECK_QUICK=1 skips the kernel profile and the full qa_tests_torch run (~60 s) when device
+# time is short.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -46,7 +48,7 @@ fi
 [ -x build-gpu/qa-train ] || exit 1
 
 note "CUDA graph and libstdc++ tests first"
-timeout 60 build-gpu/tests/qa_tests_torch --gtest_filter='GraphedMicroSteps.*:StdSymbols.*:CudaMemory.*' 2>&1 |
+timeout 60 build-gpu/tests/qa_tests_torch --gtest_filter='GraphedMicroSteps.*:StdSymbols.*:CudaMemory.*:KernelProfile.*:SdpaAttention.*' 2>&1 |
   grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|Expected|Which is|error" | head -20 | tee -a "$S"
 
 note "bench: qa-train (eager, CUDA graphs) vs transformers, bf16, batch 32, source 512, target 64"
@@ -65,6 +67,16 @@ for shape in flan-t5-base flan-t5-small; do
     tail -1 "$OUT/$side-$shape.out" > "/tmp/$side-$shape.json"; rm -f "$OUT/$side-$shape.out"
   done
 done
+note "where the GPU time of one flan-t5-base step goes (eager; kernels by GPU time)"
+[ -n "${GPU_CHECK_QUICK:-}" ] && echo "skipped (GPU_CHECK_QUICK)" | tee -a "$S" ||
+timeout 100 build-gpu/qa-train bench --json --shape flan-t5-base --batch 32 --src-len 512 --tgt-len 64 --steps 2 \
+  --device cuda --precision bf16 --profile 40 > /tmp/profile.out 2> "$OUT/profile.txt"
+echo "exit $?" >> "$OUT/profile.txt"
+tail -1 /tmp/profile.out | "$PY" -c 'import sys, json
+d = json.loads(sys.stdin.read()); print("ms_per_step", d["ms_per_step"])
+for c in d["profile_categories"]: print("%-20s %6d calls %8.2f ms" % (c["name"], c["calls"], c["gpu_ms"]))
+for k in d["profile"][:25]: print("%8.2f ms %5d  %s" % (k["self_ms"], k["calls"], k["name"][:160]))' 2>&1 | tee -a "$S"
+
 note "CUDA vs CPU: eval of the Hugging Face fixture on data/validation.jsonl"
 for dp in "cpu fp32" "cuda fp32" "cuda bf16"; do
   set -- $dp
@@ -86,7 +98,9 @@ done
 grep -E "error|warn" "$OUT/demo.log" | head -5 | tee -a "$S"
 
 note "LibTorch tests (all of qa_tests_torch; CudaMemory uses the GPU)"
-if [ -x build-gpu/tests/qa_tests_torch ]; then
+if [ -n "${GPU_CHECK_QUICK:-}" ]; then
+  echo "skipped (GPU_CHECK_QUICK)" | tee -a "$S"
+elif [ -x build-gpu/tests/qa_tests_torch ]; then
   timeout 100 build-gpu/tests/qa_tests_torch > "$OUT/tests.log" 2>&1
   echo "exit $?" | tee -a "$S"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|tests ran" "$OUT/tests.log" | tail -12 | tee -a "$S"

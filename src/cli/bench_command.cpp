@@ -11,6 +11,7 @@
 #include "qa/model/flops.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/cuda_memory.hpp"
+#include "qa/runtime/kernel_profile.hpp"
 #include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -117,13 +118,28 @@ nlohmann::json run_bench(const BenchOptions& o) {
   const double step = median(step_seconds);
   nlohmann::json profile = nlohmann::json::array();
   std::string profile_table;
+  nlohmann::json profile_categories = nlohmann::json::array();
   if (o.profile_rows > 0) {  // after the timed steps, so that recording does not slow them
-    OpProfiler profiler;
-    profiler.start();
-    const double seconds = train_step();
-    const auto ops = profiler.stop();
-    profile_table = format_op_table(ops, seconds * 1000, static_cast<std::size_t>(o.profile_rows));
-    for (std::size_t i = 0; i < ops.size() && i < static_cast<std::size_t>(o.profile_rows); ++i) {
+    const auto rows = static_cast<std::size_t>(o.profile_rows);
+    std::vector<OpTime> ops;
+    double seconds = 0;
+    if (device.is_cuda()) {  // the host only queues work there: GPU time per kernel is what counts
+      KernelProfiler profiler;
+      profiler.start();
+      seconds = train_step();
+      ops = profiler.stop();
+      const auto categories = by_kernel_category(ops);
+      profile_table = format_op_table(ops, seconds * 1000, rows, "CUDA kernel (GPU time)", "(GPU idle)") + "\n" +
+                      format_op_table(categories, seconds * 1000, categories.size(), "kind of kernel", "(GPU idle)");
+      for (const auto& c : categories) profile_categories.push_back({{"name", c.name}, {"calls", c.calls}, {"gpu_ms", c.self_ms}});
+    } else {
+      OpProfiler profiler;
+      profiler.start();
+      seconds = train_step();
+      ops = profiler.stop();
+      profile_table = format_op_table(ops, seconds * 1000, rows);
+    }
+    for (std::size_t i = 0; i < ops.size() && i < rows; ++i) {
       profile.push_back({{"name", ops[i].name}, {"calls", ops[i].calls}, {"self_ms", ops[i].self_ms}});
     }
   }
@@ -164,10 +180,14 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
-          {"attention", sdpa ? "scaled_dot_product_attention" : "explicit"},
+          {"attention", !sdpa                        ? "explicit"
+                        : device.is_cuda() && compat::kHasEfficientAttention && !efficient_attention_was_refused()
+                            ? "memory_efficient_kernel"
+                            : "scaled_dot_product_attention"},
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"profile", profile},
+          {"profile_categories", profile_categories},
           {"profile_table", profile_table}};
 }
 

@@ -1,7 +1,10 @@
 #include "qa/model/t5.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
+
+#include <spdlog/spdlog.h>
 
 #include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/fused_rms_norm.hpp"
@@ -19,10 +22,25 @@ torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
 
 constexpr float kLowest = std::numeric_limits<float>::lowest();
 
-// Under bf16 autocast, matrix products return bfloat16. Element-wise work (residual adds, masks,
-// activations) is both more accurate and much faster on CPU in fp32, so products are widened right
-// away; the next product narrows its input again. A no-op in fp32 runs.
-torch::Tensor widen(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
+// Once the memory-efficient kernel has refused a call (an unsupported GPU or head size), the process
+// stops asking it and says so once; attention then goes through the dispatcher.
+std::atomic<bool> efficient_attention_refused{false};
+bool efficient_attention_usable() { return compat::kHasEfficientAttention && !efficient_attention_refused.load(); }
+void disable_efficient_attention(const char* why) {
+  if (!efficient_attention_refused.exchange(true)) {
+    spdlog::warn("the memory-efficient attention kernel refused a call ({}); attention now goes through "
+                 "at::scaled_dot_product_attention, much slower where the position bias needs a gradient", why);
+  }
+}
+
+torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
+
+// Under bf16 autocast, matrix products return bfloat16. On the CPU, element-wise work (activations,
+// masks) is both more accurate and much faster in fp32, so products are widened right away; the next
+// product narrows its input again. On a GPU that would be one more cast kernel per product and twice
+// the memory traffic of every element-wise pass, so products stay bf16 there, as in Hugging Face
+// (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
+torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
 
 // [1, 1, T, T] with the lowest float above the diagonal: position t sees positions <= t.
 torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
@@ -30,6 +48,8 @@ torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
 }
 
 }  // namespace
+
+bool efficient_attention_was_refused() { return efficient_attention_refused.load(); }
 
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
   auto keep = attention_mask.to(dtype);
@@ -44,6 +64,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   if (fused_rms_norm_applies(x, weight)) return fused_rms_norm(x, weight, eps_);
+  if (compat::kHasRmsNorm && x.is_cuda() && x.scalar_type() == torch::kFloat) return compat::rms_norm(x, weight, eps_);
   auto variance = x.to(torch::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   return weight * (x * torch::rsqrt(variance + eps_));
 }
@@ -75,7 +96,8 @@ torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t
   auto buckets = relative_position_buckets(q_len, k_len, q_offset, bidirectional_, num_buckets_, max_distance_,
                                            relative_attention_bias->weight.device());
   auto values = relative_attention_bias->forward(buckets);  // [Q, K, H]
-  return values.permute({2, 0, 1}).unsqueeze(0);
+  // Contiguous (a small copy): the permuted layout would otherwise carry into the [B, H, S, S] sums.
+  return values.permute({2, 0, 1}).unsqueeze(0).contiguous();
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
@@ -105,15 +127,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // No 1/sqrt(d_kv) scaling: T5 folds it into the initialisation of q.
   if (use_sdpa_) {  // fused kernel (LibTorch >= 2.1): the bias becomes its additive mask, scale 1
     const auto dt = queries.scalar_type();
-    auto out = compat::scaled_dot_product_attention(queries, keys.to(dt), values.to(dt),
-                                                    bias.defined() ? bias.to(dt) : bias,
-                                                    is_training() ? dropout_ : 0.0, /*scale=*/1.0);
+    const auto mask = bias.defined() ? bias.to(dt) : bias;
+    const double p = is_training() ? dropout_ : 0.0;
+    torch::Tensor out;
+    if (queries.is_cuda() && efficient_attention_usable()) {
+      try {  // see compat::efficient_attention for why not the dispatcher
+        out = compat::efficient_attention(queries, keys.to(dt), values.to(dt), mask, p, /*scale=*/1.0);
+      } catch (const c10::Error& e) {
+        disable_efficient_attention(e.what_without_backtrace());
+      }
+    }
+    if (!out.defined()) out = compat::scaled_dot_product_attention(queries, keys.to(dt), values.to(dt), mask, p, 1.0);
     return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
   }
   // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
   // small score differences that content-based attention starts from, and their gradients, would
   // otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again.
-  auto scores = widen(torch::matmul(queries, keys.transpose(2, 3)));
+  auto scores = to_float(torch::matmul(queries, keys.transpose(2, 3)));
   if (bias.defined()) scores = scores + bias;
   auto weights = torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
@@ -257,7 +287,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
   const int64_t s = input_ids.size(1);
   auto bias = encoder->first_self_attention()->position_bias(s, s, 0) +
               additive_padding_mask(attention_mask, torch::kFloat);  // [B, H, S, S], shared by all blocks
-  return encoder(embed(input_ids), bias);
+  return encoder(embed(input_ids), attention_bias(bias));
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
@@ -272,7 +302,7 @@ torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const 
   auto self_bias = decoder->first_self_attention()->position_bias(t, t, 0) +
                    additive_causal_mask(t, decoder_input_ids.device());
   auto cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
-  return lm_logits(decoder(embed(decoder_input_ids), self_bias, encoder_states, cross_bias));
+  return lm_logits(decoder(embed(decoder_input_ids), attention_bias(self_bias), encoder_states, attention_bias(cross_bias)));
 }
 
 torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -283,7 +313,7 @@ torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::
 DecoderState T5ModelImpl::start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask) {
   DecoderState state;
   state.encoder_states = encoder_states;
-  state.cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
+  state.cross_bias = attention_bias(additive_padding_mask(attention_mask, torch::kFloat));
   state.caches.resize(decoder->block->size());
   return state;
 }
@@ -292,7 +322,8 @@ torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState
   const int64_t t = state.position;
   // One new query at position t over keys 0..t: no causal mask needed.
   auto self_bias = decoder->first_self_attention()->position_bias(1, t + 1, t);
-  auto h = decoder(embed(tokens.view({-1, 1})), self_bias, state.encoder_states, state.cross_bias, &state.caches);
+  auto h = decoder(embed(tokens.view({-1, 1})), attention_bias(self_bias), state.encoder_states, state.cross_bias,
+                   &state.caches);
   ++state.position;
   return lm_logits(h).squeeze(1);
 }
@@ -302,7 +333,18 @@ bool T5ModelImpl::use_sdpa(bool on) {
   for (const auto& m : modules(/*include_self=*/false)) {
     if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_use_sdpa(active);
   }
+  sdpa_ = active;
   return active;
+}
+
+// The fused kernels take the additive mask in the dtype of the queries (bf16 under autocast). The
+// bias is the same tensor for every layer of a stack ([B, H, S, S] for the encoder: 400 MB in fp32
+// for flan-t5-base at batch 32 x 512), so it is cast once here instead of once per layer, and its
+// gradients from the layers add up in that dtype (the kernels return them in it anyway).
+torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias) const {
+  if (!sdpa_) return bias;  // explicit products add the fp32 bias to fp32 scores
+  const auto autocast = compat::autocast_state(bias.device().type());
+  return autocast.enabled ? bias.to(autocast.dtype) : bias;
 }
 
 torch::Tensor T5ModelImpl::embed(const torch::Tensor& ids) {

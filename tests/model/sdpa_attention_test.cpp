@@ -16,23 +16,27 @@ struct Pass {
   std::vector<torch::Tensor> grads;
 };
 
-Pass run(bool sdpa, bool bf16) {
+// On CUDA the heads are 8 wide (the memory-efficient kernel wants 16-byte rows), and the encoder's
+// learned bias goes through compat::efficient_attention with 6 keys padded to 16.
+Pass run(bool sdpa, bool bf16, torch::Device device = torch::kCPU) {
   auto c = test::tiny_t5_config(40, /*num_heads=*/2);
+  if (device.is_cuda()) c.d_kv = 8;
   T5Model m(c);
   m->init_weights(7);
+  m->to(device);
   m->train();  // dropout 0 in the tiny config: deterministic
   EXPECT_EQ(m->use_sdpa(sdpa), sdpa);
-  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}, {10, 11, 1, 0, 0, 0}}, torch::kLong);
+  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}, {10, 11, 1, 0, 0, 0}}, torch::kLong).to(device);
   auto mask = (ids != 0).to(torch::kLong);
-  auto dec = torch::tensor({{0, 12, 13}, {0, 14, 1}}, torch::kLong);
+  auto dec = torch::tensor({{0, 12, 13}, {0, 14, 1}}, torch::kLong).to(device);
   Pass p;
   {
-    compat::AutocastScope scope(torch::kCPU, bf16);
+    compat::AutocastScope scope(device, bf16);
     p.logits = m->forward(ids, mask, dec).to(torch::kFloat);
   }
   p.logits.pow(2).mean().backward();
-  for (const auto& t : m->parameters()) p.grads.push_back(t.grad().clone());
-  p.logits = p.logits.detach();
+  for (const auto& t : m->parameters()) p.grads.push_back(t.grad().cpu().clone());
+  p.logits = p.logits.detach().cpu();
   return p;
 }
 
@@ -50,23 +54,58 @@ double global_err(const std::vector<torch::Tensor>& a, const std::vector<torch::
   return std::sqrt(diff / std::max(ref, 1e-30));
 }
 
-TEST(SdpaAttention, SameLogitsAndGradientsAsTheExplicitProducts) {
-  if (!compat::kHasSdpa) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no scaled_dot_product_attention with scale";
+void expect_same_as_explicit(torch::Device device) {
   // fp32: the same computation up to summation order.
-  const Pass ref = run(false, false), got = run(true, false);
+  const Pass ref = run(false, false, device), got = run(true, false, device);
   EXPECT_LT(rel_err(got.logits, ref.logits), 1e-5);
   ASSERT_EQ(got.grads.size(), ref.grads.size());
   for (std::size_t i = 0; i < ref.grads.size(); ++i) EXPECT_LT(rel_err(got.grads[i], ref.grads[i]), 1e-4) << i;
   // bf16: both paths round differently (the fused kernel keeps its own precision inside), so each is
   // compared with the fp32 result: the fused path must be about as accurate as the explicit one. A
   // wrong mask or scale would be off by O(1).
-  const Pass explicit_bf16 = run(false, true), sdpa_bf16 = run(true, true);
+  const Pass explicit_bf16 = run(false, true, device), sdpa_bf16 = run(true, true, device);
   EXPECT_LT(rel_err(sdpa_bf16.logits, ref.logits), 3e-2);
   const double err_explicit = global_err(explicit_bf16.grads, ref.grads);
   const double err_sdpa = global_err(sdpa_bf16.grads, ref.grads);
   EXPECT_LT(err_explicit, 0.1);
   EXPECT_LE(err_sdpa, 3 * err_explicit + 0.02) << "explicit " << err_explicit;
   for (std::size_t i = 0; i < ref.grads.size(); ++i) EXPECT_LT(rel_err(sdpa_bf16.grads[i], ref.grads[i]), 0.3) << i;
+}
+
+TEST(SdpaAttention, SameLogitsAndGradientsAsTheExplicitProducts) {
+  if (!compat::kHasSdpa) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no scaled_dot_product_attention with scale";
+  expect_same_as_explicit(torch::kCPU);
+}
+
+TEST(SdpaAttention, SameLogitsAndGradientsAsTheExplicitProductsOnCuda) {
+  if (!compat::kHasSdpa || !torch::cuda::is_available()) GTEST_SKIP() << "needs LibTorch >= 2.1 with CUDA and a GPU";
+  expect_same_as_explicit(torch::Device(torch::kCUDA, 0));
+}
+
+// The kernel itself, without the model: output and all four gradients (the bias's included) as the
+// explicit softmax(q k^T + bias) v computes them, with a bias broadcast over the batch and 6 keys
+// (padded to 16 inside).
+TEST(SdpaAttention, EfficientAttentionGivesTheBiasGradientOnCuda) {
+  if (!compat::kHasEfficientAttention || !torch::cuda::is_available()) GTEST_SKIP() << "needs LibTorch >= 2.1 and a GPU";
+  torch::manual_seed(3);
+  const auto opts = torch::TensorOptions().device(torch::kCUDA, 0);
+  auto q = torch::randn({2, 2, 5, 8}, opts).requires_grad_(), k = torch::randn({2, 2, 6, 8}, opts).requires_grad_();
+  // The bias laid out as the position bias comes ([Q, K, H] permuted: channels-last-like strides).
+  auto v = torch::randn({2, 2, 6, 8}, opts).requires_grad_();
+  auto bias = torch::randn({5, 6, 2}, opts).permute({2, 0, 1}).unsqueeze(0).detach().requires_grad_();
+  auto w = torch::randn({2, 2, 5, 8}, opts);
+  auto grads = [&](const torch::Tensor& out) {
+    for (auto* t : {&q, &k, &v, &bias}) t->mutable_grad() = torch::Tensor();
+    (out * w).sum().backward();
+    return std::vector<torch::Tensor>{out.detach(), q.grad().clone(), k.grad().clone(), v.grad().clone(), bias.grad().clone()};
+  };
+  const auto got = grads(compat::efficient_attention(q, k, v, bias, 0.0, 1.0));
+  const auto ref = grads(torch::matmul(torch::softmax(torch::matmul(q, k.transpose(2, 3)) + bias, -1), v));
+  const char* names[] = {"output", "q", "k", "v", "bias"};
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_EQ(got[i].sizes(), ref[i].sizes()) << names[i];
+    EXPECT_LT(rel_err(got[i].cpu(), ref[i].cpu()), 1e-4) << names[i];
+  }
 }
 
 TEST(SdpaAttention, UnavailableBefore2_1) {

@@ -213,11 +213,17 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   torch::Tensor lm_logits(const torch::Tensor& decoder_states);
   torch::Tensor embed(const torch::Tensor& ids);
   void init_local_position_bias(AttentionImpl& a) const;
+  torch::Tensor attention_bias(const torch::Tensor& bias) const;
   T5Config config_;
+  bool sdpa_ = false;
   bool sparse_embedding_grad_ = false;
   bool capturable_embedding_ = false;
 };
 TORCH_MODULE(T5Model);
+
+// On CUDA, attention calls the memory-efficient kernel itself (compat::efficient_attention); true once
+// it has refused a call in this process, after which attention goes through the dispatcher.
+bool efficient_attention_was_refused();
 
 // (1 - mask) * lowest float, shaped [B, 1, 1, S]: the additive form of a padding mask.
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);

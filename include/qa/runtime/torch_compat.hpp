@@ -116,6 +116,50 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
 #endif
 }
 
+// The memory-efficient attention kernel called directly (LibTorch >= 2.1, CUDA only): its backward
+// also returns the gradient of the additive bias. at::scaled_dot_product_attention does not choose it
+// (nor cuDNN) when the mask requires grad, as T5's learned position bias does in training: LibTorch
+// 2.11 on an H200 fell back to its math backend, which computes bf16 attention in fp32 without tensor
+// cores. Where the mask needs no gradient it chose cuDNN, which builds a plan for every new shape
+// (every generated token's key length, every padded batch length). q, k, v [B, H, L, d]; bias
+// broadcastable to [B, H, Q, K] or undefined. The kernel needs the bias materialised with rows aligned
+// to 16 elements: it is expanded and padded here as the dispatcher would (the padding columns are
+// sliced off, so their gradient is never read).
+constexpr bool kHasEfficientAttention = QA_TORCH_VERSION_AT_LEAST(2, 1);
+inline at::Tensor efficient_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      const at::Tensor& bias, double dropout_p, double scale) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 1)
+  const int64_t keys = k.size(2), aligned = (keys + 15) / 16 * 16;
+  at::Tensor b;
+  if (bias.defined()) {
+    // contiguous() first: a bias permuted from [Q, K, H] looks channels-last, and padding keeps that
+    // layout (the kernel refused it on the GPU machine: "last dimension must be contiguous").
+    b = bias.expand({q.size(0), q.size(1), q.size(2), keys}).contiguous();
+    if (aligned != keys) b = at::constant_pad_nd(b, {0, aligned - keys}).slice(-1, 0, keys);
+  }
+  const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                                                   (bias.defined() && bias.requires_grad()));
+  return std::get<0>(at::_scaled_dot_product_efficient_attention(q, k, v, b, /*compute_log_sumexp=*/grad, dropout_p,
+                                                                  /*is_causal=*/false, scale));
+#else
+  (void)q, (void)k, (void)v, (void)bias, (void)dropout_p, (void)scale;
+  return {};
+#endif
+}
+
+// RMSNorm as one LibTorch operator, y = w * x * rsqrt(mean(x^2) + eps) with fp32 statistics:
+// at::rms_norm exists from 2.4 and runs one fused CUDA kernel from 2.8 (the composite expression
+// is five element-wise kernels and a reduction each way). Undefined where it does not exist.
+constexpr bool kHasRmsNorm = QA_TORCH_VERSION_AT_LEAST(2, 4);
+inline at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 4)
+  return at::rms_norm(x, {x.size(-1)}, weight, eps);
+#else
+  (void)x, (void)weight, (void)eps;
+  return {};
+#endif
+}
+
 // at::_fused_adamw_ (AdamW over a list of tensors in one multi-tensor kernel, skipping the update
 // where found_inf is 1 and dividing gradients by grad_scale): CUDA from LibTorch 2.0, CPU from 2.4.
 inline bool has_fused_adamw(c10::DeviceType device) {
