@@ -133,6 +133,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     if (queries.is_cuda() && efficient_attention_usable()) {
       try {  // see compat::efficient_attention for why not the dispatcher
         out = compat::efficient_attention(queries, keys.to(dt), values.to(dt), mask, p, /*scale=*/1.0);
+      } catch (const c10::OutOfMemoryError&) {
+        throw;  // not a refusal: the dispatcher would need the memory too
       } catch (const c10::Error& e) {
         disable_efficient_attention(e.what_without_backtrace());
       }
