@@ -30,14 +30,6 @@ double event_ms(const prof::KinetoEvent& e) {
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
-std::vector<OpTime> sorted(std::map<std::string, OpTime>& by_name) {
-  std::vector<OpTime> out;
-  out.reserve(by_name.size());
-  for (auto& [name, t] : by_name) out.push_back(std::move(t));
-  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.self_ms > b.self_ms; });
-  return out;
-}
-
 }  // namespace
 
 void KernelProfiler::start() {
@@ -60,7 +52,7 @@ std::vector<OpTime> KernelProfiler::stop() {
     t.self_ms += event_ms(e);
     t.total_ms = t.self_ms;
   }
-  return sorted(by_name);
+  return by_self_time(std::move(by_name));
 }
 
 std::string kernel_category(const std::string& name) {
@@ -95,7 +87,7 @@ std::vector<OpTime> by_kernel_category(const std::vector<OpTime>& kernels) {
     t.self_ms += k.self_ms;
     t.total_ms = t.self_ms;
   }
-  return sorted(by_name);
+  return by_self_time(std::move(by_name));
 }
 
 }  // namespace qa

@@ -41,6 +41,10 @@ std::vector<OpTime> OpProfiler::stop() {
       }
     }
   }
+  return by_self_time(std::move(by_name));
+}
+
+std::vector<OpTime> by_self_time(std::map<std::string, OpTime> by_name) {
   std::vector<OpTime> out;
   out.reserve(by_name.size());
   for (auto& [name, t] : by_name) out.push_back(std::move(t));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ class OpProfiler {
   // Ops sorted by self time, largest first.
   std::vector<OpTime> stop();
 };
+
+// The entries of a by-name tally, largest self time first (the order of every profile table).
+std::vector<OpTime> by_self_time(std::map<std::string, OpTime> by_name);
 
 // A fixed-width table: the top `rows` ops by self time with their share of `wall_ms`, then the rest,
 // then the part of `wall_ms` no op accounts for (for GPU kernels: the time the GPU sat idle).
