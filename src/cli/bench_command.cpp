@@ -180,10 +180,9 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
-          {"attention", !sdpa                        ? "explicit"
-                        : device.is_cuda() && compat::kHasEfficientAttention && !efficient_attention_was_refused()
-                            ? "memory_efficient_kernel"
-                            : "scaled_dot_product_attention"},
+          {"attention", !sdpa                                            ? "explicit"
+                        : device.is_cuda() && efficient_attention_usable() ? "memory_efficient_kernel"
+                                                                           : "scaled_dot_product_attention"},
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"profile", profile},

@@ -25,7 +25,6 @@ constexpr float kLowest = std::numeric_limits<float>::lowest();
 // Once the memory-efficient kernel has refused a call (an unsupported GPU or head size), the process
 // stops asking it and says so once; attention then goes through the dispatcher.
 std::atomic<bool> efficient_attention_refused{false};
-bool efficient_attention_usable() { return compat::kHasEfficientAttention && !efficient_attention_refused.load(); }
 void disable_efficient_attention(const char* why) {
   if (!efficient_attention_refused.exchange(true)) {
     spdlog::warn("the memory-efficient attention kernel refused a call ({}); attention now goes through "
@@ -49,7 +48,7 @@ torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
 
 }  // namespace
 
-bool efficient_attention_was_refused() { return efficient_attention_refused.load(); }
+bool efficient_attention_usable() { return compat::kHasEfficientAttention && !efficient_attention_refused.load(); }
 
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
   auto keep = attention_mask.to(dtype);
@@ -289,7 +288,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
   const int64_t s = input_ids.size(1);
   auto bias = encoder->first_self_attention()->position_bias(s, s, 0) +
               additive_padding_mask(attention_mask, torch::kFloat);  // [B, H, S, S], shared by all blocks
-  return encoder(embed(input_ids), attention_bias(bias));
+  return encoder(embed(input_ids), attention_bias(bias, input_ids.size(0), s));
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
@@ -304,7 +303,9 @@ torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const 
   auto self_bias = decoder->first_self_attention()->position_bias(t, t, 0) +
                    additive_causal_mask(t, decoder_input_ids.device());
   auto cross_bias = additive_padding_mask(attention_mask, torch::kFloat);
-  return lm_logits(decoder(embed(decoder_input_ids), attention_bias(self_bias), encoder_states, attention_bias(cross_bias)));
+  const int64_t batch = decoder_input_ids.size(0);
+  return lm_logits(decoder(embed(decoder_input_ids), attention_bias(self_bias, batch, t), encoder_states,
+                           attention_bias(cross_bias, batch, t)));
 }
 
 torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -315,7 +316,7 @@ torch::Tensor T5ModelImpl::forward(const torch::Tensor& input_ids, const torch::
 DecoderState T5ModelImpl::start_decoding(const torch::Tensor& encoder_states, const torch::Tensor& attention_mask) {
   DecoderState state;
   state.encoder_states = encoder_states;
-  state.cross_bias = attention_bias(additive_padding_mask(attention_mask, torch::kFloat));
+  state.cross_bias = attention_bias(additive_padding_mask(attention_mask, torch::kFloat), attention_mask.size(0), 1);
   state.caches.resize(decoder->block->size());
   return state;
 }
@@ -324,8 +325,8 @@ torch::Tensor T5ModelImpl::decode_step(const torch::Tensor& tokens, DecoderState
   const int64_t t = state.position;
   // One new query at position t over keys 0..t: no causal mask needed.
   auto self_bias = decoder->first_self_attention()->position_bias(1, t + 1, t);
-  auto h = decoder(embed(tokens.view({-1, 1})), attention_bias(self_bias), state.encoder_states, state.cross_bias,
-                   &state.caches);
+  auto h = decoder(embed(tokens.view({-1, 1})), attention_bias(self_bias, tokens.numel(), 1), state.encoder_states,
+                   state.cross_bias, &state.caches);
   ++state.position;
   return lm_logits(h).squeeze(1);
 }
@@ -339,14 +340,18 @@ bool T5ModelImpl::use_sdpa(bool on) {
   return active;
 }
 
-// The fused kernels take the additive mask in the dtype of the queries (bf16 under autocast). The
-// bias is the same tensor for every layer of a stack ([B, H, S, S] for the encoder: 400 MB in fp32
-// for flan-t5-base at batch 32 x 512), so it is cast once here instead of once per layer, and its
-// gradients from the layers add up in that dtype (the kernels return them in it anyway).
-torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias) const {
+// The fused kernels take the additive mask in the dtype of the queries (bf16 under autocast), and the
+// memory-efficient one on CUDA in its own layout (compat::efficient_attention_bias: materialised,
+// rows padded to 16). The bias is the same tensor for every layer of a stack ([B, H, S, S] for the
+// encoder: 400 MB in fp32 for flan-t5-base at batch 32 x 512), so it is cast and laid out once here
+// instead of once per layer, and its gradients from the layers add up in that dtype (the kernels
+// return them in it anyway).
+torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias, int64_t batch, int64_t queries) const {
   if (!sdpa_) return bias;  // explicit products add the fp32 bias to fp32 scores
   const auto autocast = compat::autocast_state(bias.device().type());
-  return autocast.enabled ? bias.to(autocast.dtype) : bias;
+  const torch::Tensor b = autocast.enabled ? bias.to(autocast.dtype) : bias;
+  if (!bias.is_cuda() || !efficient_attention_usable()) return b;
+  return compat::efficient_attention_bias(b, batch, config_.num_heads, queries, b.size(-1));
 }
 
 torch::Tensor T5ModelImpl::embed(const torch::Tensor& ids) {

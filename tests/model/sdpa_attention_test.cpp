@@ -82,6 +82,24 @@ TEST(SdpaAttention, SameLogitsAndGradientsAsTheExplicitProductsOnCuda) {
   expect_same_as_explicit(torch::Device(torch::kCUDA, 0));
 }
 
+// The bias layout the memory-efficient kernel takes (pure tensor work: checked on the CPU): the values
+// of the broadcast bias, rows contiguous and 16-aligned, the gradient back to the [1, H, Q, K] bias,
+// and a bias laid out so already passes through untouched (a stack prepares it once for its layers).
+TEST(SdpaAttention, EfficientAttentionBiasIsMaterialisedAlignedAndPreparedOnce) {
+  auto bias = torch::randn({5, 6, 2}).permute({2, 0, 1}).unsqueeze(0).detach().requires_grad_();  // [1, 2, 5, 6]
+  const auto b = compat::efficient_attention_bias(bias, 3, 2, 5, 6);
+  ASSERT_EQ(b.sizes(), torch::IntArrayRef({3, 2, 5, 6}));
+  EXPECT_EQ(b.stride(3), 1);
+  EXPECT_EQ(b.stride(2), 16);
+  EXPECT_TRUE(torch::equal(b, bias.expand({3, 2, 5, 6})));
+  b.sum().backward();
+  EXPECT_TRUE(torch::equal(bias.grad(), torch::full({1, 2, 5, 6}, 3.0)));
+  EXPECT_TRUE(compat::efficient_attention_bias(b, 3, 2, 5, 6).is_same(b));
+  const auto aligned = compat::efficient_attention_bias(torch::randn({3, 1, 1, 32}), 3, 2, 4, 32);
+  EXPECT_TRUE(aligned.is_contiguous());
+  EXPECT_TRUE(compat::efficient_attention_bias(aligned, 3, 2, 4, 32).is_same(aligned));
+}
+
 // The kernel itself, without the model: output and all four gradients (the bias's included) as the
 // explicit softmax(q k^T + bias) v computes them, with a bias broadcast over the batch and 6 keys
 // (padded to 16 inside).

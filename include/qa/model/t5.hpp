@@ -213,7 +213,8 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   torch::Tensor lm_logits(const torch::Tensor& decoder_states);
   torch::Tensor embed(const torch::Tensor& ids);
   void init_local_position_bias(AttentionImpl& a) const;
-  torch::Tensor attention_bias(const torch::Tensor& bias) const;
+  // `bias` as every layer of a stack takes it; `batch` rows of `queries` queries each.
+  torch::Tensor attention_bias(const torch::Tensor& bias, int64_t batch, int64_t queries) const;
   T5Config config_;
   bool sdpa_ = false;
   bool sparse_embedding_grad_ = false;
@@ -221,9 +222,10 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
 };
 TORCH_MODULE(T5Model);
 
-// On CUDA, attention calls the memory-efficient kernel itself (compat::efficient_attention); true once
-// it has refused a call in this process, after which attention goes through the dispatcher.
-bool efficient_attention_was_refused();
+// Whether attention on CUDA calls the memory-efficient kernel itself (compat::efficient_attention):
+// this LibTorch has it and it has not refused a call in this process (after which attention goes
+// through the dispatcher).
+bool efficient_attention_usable();
 
 // (1 - mask) * lowest float, shaped [B, 1, 1, S]: the additive form of a padding mask.
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);

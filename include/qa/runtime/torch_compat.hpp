@@ -121,22 +121,30 @@ inline at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Te
 // (nor cuDNN) when the mask requires grad, as T5's learned position bias does in training: LibTorch
 // 2.11 on an H200 fell back to its math backend, which computes bf16 attention in fp32 without tensor
 // cores. Where the mask needs no gradient it chose cuDNN, which builds a plan for every new shape
-// (every generated token's key length, every padded batch length). q, k, v [B, H, L, d]; bias
-// broadcastable to [B, H, Q, K] or undefined. The kernel needs the bias materialised with rows aligned
-// to 16 elements: it is expanded and padded here as the dispatcher would (the padding columns are
-// sliced off, so their gradient is never read).
+// (every generated token's key length, every padded batch length).
 constexpr bool kHasEfficientAttention = QA_TORCH_VERSION_AT_LEAST(2, 1);
+
+// The additive bias as that kernel takes it: [B, H, Q, K] materialised with contiguous rows aligned
+// to 16 elements (padded as the dispatcher would, then sliced back, so the padding's gradient is
+// never read). Contiguous first: a bias permuted from [Q, K, H] looks channels-last, padding keeps
+// that layout, and the kernel refused it on the GPU machine ("last dimension must be contiguous").
+// Returns `bias` itself when it is laid out so already: a stack prepares its bias once for all layers.
+inline at::Tensor efficient_attention_bias(const at::Tensor& bias, int64_t batch, int64_t heads, int64_t queries,
+                                           int64_t keys) {
+  const int64_t aligned = (keys + 15) / 16 * 16;
+  if (bias.dim() == 4 && bias.sizes() == at::IntArrayRef{batch, heads, queries, keys} && bias.stride(3) == 1 &&
+      bias.stride(2) == aligned && bias.stride(1) == queries * aligned && bias.stride(0) == heads * queries * aligned) {
+    return bias;
+  }
+  at::Tensor b = bias.expand({batch, heads, queries, keys}).contiguous();
+  return aligned == keys ? b : at::constant_pad_nd(b, {0, aligned - keys}).slice(-1, 0, keys);
+}
+
+// q, k, v [B, H, L, d]; bias broadcastable to [B, H, Q, K] or undefined.
 inline at::Tensor efficient_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       const at::Tensor& bias, double dropout_p, double scale) {
 #if QA_TORCH_VERSION_AT_LEAST(2, 1)
-  const int64_t keys = k.size(2), aligned = (keys + 15) / 16 * 16;
-  at::Tensor b;
-  if (bias.defined()) {
-    // contiguous() first: a bias permuted from [Q, K, H] looks channels-last, and padding keeps that
-    // layout (the kernel refused it on the GPU machine: "last dimension must be contiguous").
-    b = bias.expand({q.size(0), q.size(1), q.size(2), keys}).contiguous();
-    if (aligned != keys) b = at::constant_pad_nd(b, {0, aligned - keys}).slice(-1, 0, keys);
-  }
+  const at::Tensor b = bias.defined() ? efficient_attention_bias(bias, q.size(0), q.size(1), q.size(2), k.size(2)) : bias;
   const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
                                                    (bias.defined() && bias.requires_grad()));
   return std::get<0>(at::_scaled_dot_product_efficient_attention(q, k, v, b, /*compute_log_sumexp=*/grad, dropout_p,
