@@ -127,18 +127,19 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   if (use_sdpa_) {  // fused kernel (LibTorch >= 2.1): the bias becomes its additive mask, scale 1
     const auto dt = queries.scalar_type();
     const auto mask = bias.defined() ? bias.to(dt) : bias;
+    const auto k_dt = keys.to(dt), v_dt = values.to(dt);
     const double p = is_training() ? dropout_ : 0.0;
     torch::Tensor out;
     if (queries.is_cuda() && efficient_attention_usable()) {
       try {  // see compat::efficient_attention for why not the dispatcher
-        out = compat::efficient_attention(queries, keys.to(dt), values.to(dt), mask, p, /*scale=*/1.0);
+        out = compat::efficient_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
       } catch (const c10::OutOfMemoryError&) {
         throw;  // not a refusal: the dispatcher would need the memory too
       } catch (const c10::Error& e) {
         disable_efficient_attention(e.what_without_backtrace());
       }
     }
-    if (!out.defined()) out = compat::scaled_dot_product_attention(queries, keys.to(dt), values.to(dt), mask, p, 1.0);
+    if (!out.defined()) out = compat::scaled_dot_product_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
     return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
   }
   // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
