@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "qa/model/activation_checkpoint.hpp"
+#include "qa/model/batched_matmul.hpp"
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -40,6 +41,11 @@ torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch
 // the memory traffic of every element-wise pass, so products stay bf16 there, as in Hugging Face
 // (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
 torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
+
+// Attention's products of [B, H, ., .] stacks; on the CPU in fp32, a whole matrix per thread.
+torch::Tensor stack_product(const torch::Tensor& a, const torch::Tensor& b) {
+  return batched_matmul_applies(a, b) ? batched_matmul(a, b) : torch::matmul(a, b);
+}
 
 // [1, 1, T, T] with the lowest float above the diagonal: position t sees positions <= t.
 torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
@@ -145,11 +151,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
   // small score differences that content-based attention starts from, and their gradients, would
   // otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again.
-  auto scores = to_float(torch::matmul(queries, keys.transpose(2, 3)));
+  auto scores = to_float(stack_product(queries, keys.transpose(2, 3)));
   if (bias.defined()) scores = scores + bias;
   auto weights = torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
-  auto out = torch::matmul(weights, values);  // [B, H, Q, d_kv]
+  auto out = stack_product(weights, values);  // [B, H, Q, d_kv]
   return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
 }
 

@@ -1,0 +1,22 @@
+// Products of matrix stacks on the CPU (attention's scores and weighted values), one whole matrix
+// product per thread. LibTorch's CPU bmm multiplies the matrices of a stack one after another, each
+// product split over all threads; at attention's sizes (256 x 64 x 256) the threads then spend much of
+// each product handing work over, and a thread per product runs ~1.3x faster. Strided views (heads
+// split out of [B, L, H * D]) go to the BLAS as they are, without the copies torch::matmul makes.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace qa {
+
+// True when batched_matmul handles a x b and is worth it: CPU, fp32 (CPU autocast off), 3 or 4
+// dimensions with the same leading sizes (no broadcasting), inner sizes that match, and matrices of at
+// least 32768 multiply-adds each (32 x 64 x 32 and up). Otherwise callers use torch::matmul.
+bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b);
+
+// a: [..., M, K], b: [..., K, N] -> [..., M, N], contiguous. Differentiable in a and b; the backward
+// pass runs the same way. Each matrix is computed by one thread, so the bits do not depend on the
+// number of threads.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+
+}  // namespace qa

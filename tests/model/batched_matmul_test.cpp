@@ -1,0 +1,133 @@
+// The per-thread stacked product gives torch::matmul's output and gradients for attention's strided
+// views, its gradients keep the inputs' layouts, and its bits do not depend on the thread count.
+#include "qa/model/batched_matmul.hpp"
+
+#include <gtest/gtest.h>
+
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+struct Result {
+  torch::Tensor y, da, db;
+};
+
+// a = heads split out of [B, L, H * D] (as split_heads does), b = the same for another tensor,
+// transposed to [B, H, D, L] (scores) or not (weighted values), as in attention.
+Result run(const torch::Tensor& x0, const torch::Tensor& z0, const torch::Tensor& dy, int64_t heads, bool transpose_b,
+           bool fused) {
+  auto x = x0.clone().requires_grad_(true);
+  auto z = z0.clone().requires_grad_(true);
+  const auto split = [heads](const torch::Tensor& t) {
+    return t.view({t.size(0), t.size(1), heads, t.size(2) / heads}).transpose(1, 2);
+  };
+  auto a = split(x);
+  auto b = transpose_b ? split(z).transpose(2, 3) : split(z);
+  torch::Tensor y = fused ? batched_matmul(a, b) : torch::matmul(a, b);
+  y.backward(dy);
+  return {y.detach(), x.grad(), z.grad()};
+}
+
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, const char* what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double err = (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
+  EXPECT_LT(err, 1e-5) << what;
+}
+
+TEST(BatchedMatmul, MatchesMatmulForAttentionsLayouts) {
+  torch::manual_seed(5);
+  const int64_t batch = 3, len = 17, heads = 4, d = 8;
+  auto x = torch::randn({batch, len, heads * d}), z = torch::randn({batch, len, heads * d});
+  // scores: [B, H, L, D] x [B, H, D, L]
+  auto dy = torch::randn({batch, heads, len, len});
+  auto f = run(x, z, dy, heads, true, true), m = run(x, z, dy, heads, true, false);
+  expect_close(f.y, m.y, "scores");
+  expect_close(f.da, m.da, "d queries");
+  expect_close(f.db, m.db, "d keys");
+  // weighted values: [B, H, L, L'] x [B, H, L', D], with L' = L here
+  auto w = torch::softmax(torch::randn({batch, heads, len, len}), -1);
+  auto dout = torch::randn({batch, heads, len, d});
+  for (bool fused : {true, false}) {
+    auto wl = w.clone().requires_grad_(true);
+    auto zl = z.clone().requires_grad_(true);
+    auto v = zl.view({batch, len, heads, d}).transpose(1, 2);
+    auto out = fused ? batched_matmul(wl, v) : torch::matmul(wl, v);
+    out.backward(dout);
+    static torch::Tensor ref_out, ref_dw, ref_dz;
+    if (fused) {
+      ref_out = out.detach(), ref_dw = wl.grad(), ref_dz = zl.grad();
+    } else {
+      expect_close(ref_out, out.detach(), "weighted values");
+      expect_close(ref_dw, wl.grad(), "d weights");
+      expect_close(ref_dz, zl.grad(), "d values");
+    }
+  }
+}
+
+TEST(BatchedMatmul, ThreeDimensionalStacksAndTransposedInputs) {
+  torch::manual_seed(6);
+  auto a0 = torch::randn({5, 9, 6}), b0 = torch::randn({5, 7, 9});
+  auto dy = torch::randn({5, 6, 7});
+  torch::Tensor grads[2][2];
+  torch::Tensor outs[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    auto a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+    auto at = a.transpose(1, 2), bt = b.transpose(1, 2);  // column-major matrices
+    outs[fused] = (fused ? batched_matmul(at, bt) : torch::matmul(at, bt));
+    outs[fused].backward(dy);
+    grads[fused][0] = a.grad();
+    grads[fused][1] = b.grad();
+  }
+  expect_close(outs[1].detach(), outs[0].detach(), "y");
+  expect_close(grads[1][0], grads[0][0], "da");
+  expect_close(grads[1][1], grads[0][1], "db");
+}
+
+TEST(BatchedMatmul, GradientsKeepTheInputsLayout) {
+  // The gradient of the heads view comes back in the view's own strides, so split_heads' backward
+  // needs no copy: the leaf's gradient is then a plain contiguous [B, L, H * D] tensor.
+  auto x = torch::randn({2, 5, 12}, torch::requires_grad());
+  auto z = torch::randn({2, 5, 12}, torch::requires_grad());
+  auto a = x.view({2, 5, 3, 4}).transpose(1, 2);
+  auto b = z.view({2, 5, 3, 4}).transpose(1, 2).transpose(2, 3);
+  auto y = batched_matmul(a, b);
+  EXPECT_TRUE(y.is_contiguous());
+  auto grads = torch::autograd::grad({y}, {a, b}, {torch::ones_like(y)});
+  EXPECT_EQ(grads[0].strides(), a.strides());
+  EXPECT_EQ(grads[1].strides(), b.strides());
+}
+
+TEST(BatchedMatmul, SameBitsWithOneOrTwoThreads) {
+  torch::manual_seed(7);
+  auto x = torch::randn({4, 64, 6 * 16}), z = torch::randn({4, 64, 6 * 16}), dy = torch::randn({4, 6, 64, 64});
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const auto one = run(x, z, dy, 6, true, true);
+  torch::set_num_threads(2);
+  const auto two = run(x, z, dy, 6, true, true);
+  torch::set_num_threads(before);
+  EXPECT_TRUE(torch::equal(one.y, two.y));
+  EXPECT_TRUE(torch::equal(one.da, two.da));
+  EXPECT_TRUE(torch::equal(one.db, two.db));
+}
+
+TEST(BatchedMatmul, AppliesToCpuFloatStacksOfEqualLeadingSizesAndLargeEnoughMatrices) {
+  const auto z = [](std::vector<int64_t> s, torch::ScalarType t = torch::kFloat) { return torch::zeros(s, t); };
+  EXPECT_TRUE(batched_matmul_applies(z({2, 3, 32, 64}), z({2, 3, 64, 32})));
+  EXPECT_TRUE(batched_matmul_applies(z({2, 256, 64}), z({2, 64, 256})));
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 16, 64}), z({2, 3, 64, 16})));  // too small to gain
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 1, 64}), z({2, 3, 64, 256})));   // one query: generation
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}, torch::kBFloat16), z({2, 3, 64, 32}, torch::kBFloat16)));
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}), z({1, 3, 64, 32})));  // broadcasting: torch::matmul's job
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}), z({2, 3, 32, 64})));  // inner sizes differ
+  EXPECT_FALSE(batched_matmul_applies(z({256, 64}), z({64, 256})));
+  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}), z({2, 64, 32})));
+  compat::set_autocast_state(c10::DeviceType::CPU, {true, torch::kBFloat16});
+  const bool under_autocast = batched_matmul_applies(z({2, 32, 64}), z({2, 64, 32}));
+  compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});
+  EXPECT_FALSE(under_autocast);
+}
+
+}  // namespace
+}  // namespace qa
