@@ -51,6 +51,7 @@ COPY configs/ configs/
 COPY include/ include/
 COPY src/ src/
 COPY tests/ tests/
+COPY bench/ bench/
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQA_BUILD_TESTS=ON \
       -DCMAKE_INSTALL_PREFIX=/usr/local -DCMAKE_INSTALL_LIBDIR=lib \
  && cmake --build /build --parallel "${JOBS:-$(nproc)}" \
@@ -123,6 +124,7 @@ COPY configs/ configs/
 COPY include/ include/
 COPY src/ src/
 COPY tests/ tests/
+COPY bench/ bench/
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQA_BUILD_TESTS=ON \
       -DCMAKE_INSTALL_PREFIX=/usr/local -DCMAKE_INSTALL_LIBDIR=lib \
  && cmake --build /build --parallel "${JOBS:-$(nproc)}" \
