@@ -38,8 +38,8 @@ int64_t parse(const char* flag, const char* value) {
 // scores plus a bias, softmax, weighted values, back to [B, Q, H * D]; then the backward pass.
 double step(const Shape& s, bool per_thread, const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
             const torch::Tensor& grad_out) {
-  const auto product = [per_thread](const torch::Tensor& a, const torch::Tensor& b) {
-    return per_thread ? qa::batched_matmul(a, b) : torch::matmul(a, b);
+  const auto product = [per_thread](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& layout = {}) {
+    return per_thread ? qa::batched_matmul(a, b, layout) : torch::matmul(a, b);
   };
   const auto split = [&s](const torch::Tensor& t) {
     return t.view({t.size(0), t.size(1), s.heads, s.d_kv}).transpose(1, 2);
@@ -48,8 +48,9 @@ double step(const Shape& s, bool per_thread, const torch::Tensor& x, const torch
   auto xq = x.detach().requires_grad_(true);
   auto xk = kv.detach().requires_grad_(true);
   auto xv = kv.detach().requires_grad_(true);
-  auto weights = torch::softmax(product(split(xq), split(xk).transpose(2, 3)) + bias, -1);
-  auto out = product(weights, split(xv)).transpose(1, 2).reshape({s.batch, s.q_len, s.heads * s.d_kv});
+  const auto queries = split(xq);
+  auto weights = torch::softmax(product(queries, split(xk).transpose(2, 3)) + bias, -1);
+  auto out = product(weights, split(xv), queries).transpose(1, 2).reshape({s.batch, s.q_len, s.heads * s.d_kv});
   out.backward(grad_out);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

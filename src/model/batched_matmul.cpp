@@ -32,11 +32,14 @@ void stacked_products(const torch::Tensor& a, const torch::Tensor& b, const torc
 
 class BatchedMatmulFunction : public torch::autograd::Function<BatchedMatmulFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
+  // out_strides: the result's strides, or empty for a contiguous result (autograd's apply takes no
+  // undefined tensors, so the layout comes as numbers).
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b,
+                               const std::vector<int64_t>& out_strides) {
     ctx->save_for_backward({a, b});
     auto sizes = a.sizes().vec();
     sizes.back() = b.size(-1);
-    auto out = torch::empty(sizes, a.options());
+    auto out = out_strides.empty() ? torch::empty(sizes, a.options()) : torch::empty_strided(sizes, out_strides, a.options());
     stacked_products(a, b, out);
     return out;
   }
@@ -58,7 +61,7 @@ class BatchedMatmulFunction : public torch::autograd::Function<BatchedMatmulFunc
       db = torch::empty_like(b);
       stacked_products(a.transpose(-2, -1), g, db);  // dB = A^T G
     }
-    return {da, db};
+    return {da, db, torch::Tensor()};  // nothing for out_strides
   }
 };
 
@@ -79,8 +82,17 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b) {
   return a.size(-1) == b.size(-2) && a.size(-2) * a.size(-1) * b.size(-1) >= kMinMultiplyAdds;
 }
 
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  return BatchedMatmulFunction::apply(a, b);
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout) {
+  std::vector<int64_t> out_strides;
+  if (out_layout.defined()) {
+    auto sizes = a.sizes().vec();
+    sizes.back() = b.size(-1);
+    TORCH_CHECK(out_layout.sizes() == c10::IntArrayRef(sizes), "batched_matmul: out_layout has shape ", out_layout.sizes(),
+                " but the result has ", c10::IntArrayRef(sizes));
+    // Only a dense, non-overlapping layout can hold the result; anything else gets a contiguous one.
+    if (out_layout.is_non_overlapping_and_dense()) out_strides = out_layout.strides().vec();
+  }
+  return BatchedMatmulFunction::apply(a, b, out_strides);
 }
 
 }  // namespace qa

@@ -42,9 +42,10 @@ torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch
 // (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
 torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
 
-// Attention's products of [B, H, ., .] stacks; on the CPU in fp32, a whole matrix per thread.
-torch::Tensor stack_product(const torch::Tensor& a, const torch::Tensor& b) {
-  return batched_matmul_applies(a, b) ? batched_matmul(a, b) : torch::matmul(a, b);
+// Attention's products of [B, H, ., .] stacks; on the CPU in fp32, a whole matrix per thread, the
+// result laid out like out_layout where given (see batched_matmul.hpp).
+torch::Tensor stack_product(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout = {}) {
+  return batched_matmul_applies(a, b) ? batched_matmul(a, b, out_layout) : torch::matmul(a, b);
 }
 
 // [1, 1, T, T] with the lowest float above the diagonal: position t sees positions <= t.
@@ -155,7 +156,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   if (bias.defined()) scores = scores + bias;
   auto weights = torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
-  auto out = stack_product(weights, values);  // [B, H, Q, d_kv]
+  // [B, H, Q, d_kv], laid out as [B, Q, H, d_kv] where batched_matmul runs: the reshape below is then a view
+  auto out = stack_product(weights, values, queries);
   return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
 }
 

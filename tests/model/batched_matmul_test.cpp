@@ -98,6 +98,31 @@ TEST(BatchedMatmul, GradientsKeepTheInputsLayout) {
   EXPECT_EQ(grads[1].strides(), b.strides());
 }
 
+TEST(BatchedMatmul, ResultTakesTheGivenLayoutSoThatHeadsMergeWithoutACopy) {
+  torch::manual_seed(8);
+  const int64_t batch = 2, q_len = 7, k_len = 5, heads = 3, d = 4;
+  auto queries = torch::randn({batch, q_len, heads * d}).view({batch, q_len, heads, d}).transpose(1, 2);
+  auto w0 = torch::softmax(torch::randn({batch, heads, q_len, k_len}), -1);
+  auto z0 = torch::randn({batch, k_len, heads * d});
+  auto dy = torch::randn({batch, q_len, heads * d});
+  torch::Tensor outs[2], dws[2], dzs[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    auto w = w0.clone().requires_grad_(true), z = z0.clone().requires_grad_(true);
+    auto v = z.view({batch, k_len, heads, d}).transpose(1, 2);
+    auto out = fused ? batched_matmul(w, v, queries) : torch::matmul(w, v);
+    if (fused) EXPECT_EQ(out.strides(), queries.strides());
+    auto merged = out.transpose(1, 2).reshape({batch, q_len, heads * d});
+    if (fused) EXPECT_EQ(merged.data_ptr(), out.data_ptr()) << "the reshape copied";
+    merged.backward(dy);
+    outs[fused] = merged.detach(), dws[fused] = w.grad(), dzs[fused] = z.grad();
+  }
+  expect_close(outs[1], outs[0], "y");
+  expect_close(dws[1], dws[0], "d weights");
+  expect_close(dzs[1], dzs[0], "d values");
+  EXPECT_THROW(batched_matmul(w0, z0.view({batch, k_len, heads, d}).transpose(1, 2), torch::empty({1, 2})),
+               c10::Error);
+}
+
 TEST(BatchedMatmul, SameBitsWithOneOrTwoThreads) {
   torch::manual_seed(7);
   auto x = torch::randn({4, 64, 6 * 16}), z = torch::randn({4, 64, 6 * 16}), dy = torch::randn({4, 6, 64, 64});

@@ -14,9 +14,11 @@ namespace qa {
 // least 32768 multiply-adds each (32 x 64 x 32 and up). Otherwise callers use torch::matmul.
 bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b);
 
-// a: [..., M, K], b: [..., K, N] -> [..., M, N], contiguous. Differentiable in a and b; the backward
-// pass runs the same way. Each matrix is computed by one thread, so the bits do not depend on the
-// number of threads.
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+// a: [..., M, K], b: [..., K, N] -> [..., M, N]. Differentiable in a and b; the backward pass runs the
+// same way. Each matrix is computed by one thread, so the bits do not depend on the number of threads.
+// The result is contiguous, or, when out_layout (a tensor of the result's shape) is given, laid out
+// like it: attention passes its queries, [B, H, Q, D] views of [B, Q, H * D], so that its output
+// merges back into [B, Q, H * D] without a copy.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout = {});
 
 }  // namespace qa
