@@ -5,16 +5,11 @@
 //
 //   qa-bench-attention-products [--batch 8] [--heads 6] [--q-len 256] [--k-len 256] [--d-kv 64]
 //                               [--steps 20] [--threads 2]
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <vector>
 
 #include <torch/torch.h>
 
+#include "compare.hpp"
 #include "qa/model/batched_matmul.hpp"
 
 namespace {
@@ -23,28 +18,16 @@ struct Shape {
   int64_t batch = 8, heads = 6, q_len = 256, k_len = 256, d_kv = 64, steps = 20, threads = 2;
 };
 
-int64_t parse(const char* flag, const char* value) {
-  char* end = nullptr;
-  const long long v = value ? std::strtoll(value, &end, 10) : 0;
-  if (!value || *end != '\0' || v <= 0) {
-    std::fprintf(stderr, "qa-bench-attention-products: %s needs a positive integer, got '%s'\n", flag,
-                 value ? value : "");
-    std::exit(2);
-  }
-  return v;
-}
-
 // One attention's products as the model runs them: heads split out of [B, L, H * D] without copies,
 // scores plus a bias, softmax, weighted values, back to [B, Q, H * D]; then the backward pass.
-double step(const Shape& s, bool per_thread, const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
-            const torch::Tensor& grad_out) {
+void step(const Shape& s, bool per_thread, const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
+          const torch::Tensor& grad_out) {
   const auto product = [per_thread](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& layout = {}) {
     return per_thread ? qa::batched_matmul(a, b, layout) : torch::matmul(a, b);
   };
   const auto split = [&s](const torch::Tensor& t) {
     return t.view({t.size(0), t.size(1), s.heads, s.d_kv}).transpose(1, 2);
   };
-  const auto start = std::chrono::steady_clock::now();
   auto xq = x.detach().requires_grad_(true);
   auto xk = kv.detach().requires_grad_(true);
   auto xv = kv.detach().requires_grad_(true);
@@ -52,30 +35,15 @@ double step(const Shape& s, bool per_thread, const torch::Tensor& x, const torch
   auto weights = torch::softmax(product(queries, split(xk).transpose(2, 3)) + bias, -1);
   auto out = product(weights, split(xv), queries).transpose(1, 2).reshape({s.batch, s.q_len, s.heads * s.d_kv});
   out.backward(grad_out);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Shape s;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    int64_t* field = flag == "--batch" ? &s.batch : flag == "--heads" ? &s.heads : flag == "--q-len" ? &s.q_len
-                   : flag == "--k-len" ? &s.k_len : flag == "--d-kv" ? &s.d_kv : flag == "--steps" ? &s.steps
-                   : flag == "--threads" ? &s.threads : nullptr;
-    if (!field) {
-      std::fprintf(stderr, "qa-bench-attention-products: unknown option '%s'\n", argv[i]);
-      return 2;
-    }
-    *field = parse(argv[i], value);
-  }
+  qa::bench::parse_options(argc, argv, "qa-bench-attention-products",
+                           {{"--batch", &s.batch}, {"--heads", &s.heads}, {"--q-len", &s.q_len}, {"--k-len", &s.k_len},
+                            {"--d-kv", &s.d_kv}, {"--steps", &s.steps}, {"--threads", &s.threads}});
   torch::set_num_threads(static_cast<int>(s.threads));
   torch::manual_seed(0);
   const int64_t inner = s.heads * s.d_kv;
@@ -83,19 +51,11 @@ int main(int argc, char** argv) {
   const auto kv = torch::randn({s.batch, s.k_len, inner});
   const auto bias = torch::randn({1, s.heads, s.q_len, s.k_len});
   const auto grad_out = torch::randn({s.batch, s.q_len, inner});
-  for (int warm = 0; warm < 2; ++warm) {
-    step(s, false, x, kv, bias, grad_out);
-    step(s, true, x, kv, bias, grad_out);
-  }
-  std::vector<double> bmm, per_thread;
-  for (int64_t i = 0; i < s.steps; ++i) {  // alternate, first one way then the other, then swapped
-    const bool first = i % 2 == 0;
-    (first ? bmm : per_thread).push_back(step(s, !first, x, kv, bias, grad_out));
-    (first ? per_thread : bmm).push_back(step(s, first, x, kv, bias, grad_out));
-  }
+  const auto r = qa::bench::compare(s.steps, [&] { step(s, false, x, kv, bias, grad_out); },
+                                    [&] { step(s, true, x, kv, bias, grad_out); });
   // 2 products forward, 4 backward, each 2 * B * H * Q * K * D flops.
   const double flops = 6.0 * 2.0 * s.batch * s.heads * s.q_len * s.k_len * s.d_kv;
-  const double a = median(bmm), b = median(per_thread);
+  const double a = r.first_ms / 1e3, b = r.second_ms / 1e3;
   std::printf("attention products, batch %lld, %lld heads, q %lld x k %lld, d_kv %lld, %lld threads, forward + backward (median of %lld):\n",
               static_cast<long long>(s.batch), static_cast<long long>(s.heads), static_cast<long long>(s.q_len),
               static_cast<long long>(s.k_len), static_cast<long long>(s.d_kv), static_cast<long long>(s.threads),

@@ -8,6 +8,7 @@
 
 #include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/batched_matmul.hpp"
+#include "qa/model/fused_gated_gelu.hpp"
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -35,9 +36,10 @@ void disable_efficient_attention(const char* why) {
 
 torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
 
-// Under bf16 autocast, matrix products return bfloat16. On the CPU, element-wise work (activations,
-// masks) is both more accurate and much faster in fp32, so products are widened right away; the next
-// product narrows its input again. On a GPU that would be one more cast kernel per product and twice
+// Under bf16 autocast, matrix products return bfloat16. On the CPU, LibTorch's element-wise work
+// (activations, masks) is both more accurate and much faster in fp32, so products are widened right
+// away; the next product narrows its input again (the fused gated GELU reads and writes bf16 itself,
+// computing in fp32, and skips both casts). On a GPU that would be one more cast kernel per product and twice
 // the memory traffic of every element-wise pass, so products stay bf16 there, as in Hugging Face
 // (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
 torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
@@ -182,7 +184,15 @@ torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  auto h = gated_ ? act(widen(wi_0(x))) * widen(wi_1(x)) : act(widen(wi(x)));
+  torch::Tensor h;
+  if (gated_) {
+    auto a = wi_0(x), b = wi_1(x);
+    // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
+    const bool tanh_gelu = act_fn_ == "gelu_new" || act_fn_ == "gelu_pytorch_tanh";
+    h = tanh_gelu && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
+  } else {
+    h = act(widen(wi(x)));
+  }
   return widen(wo(maybe_dropout(h, dropout_, is_training())));
 }
 
