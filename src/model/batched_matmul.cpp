@@ -17,6 +17,13 @@ torch::Tensor matrix(const torch::Tensor& t, int64_t i) {
   return t.select(0, i / inner).select(0, i % inner);
 }
 
+// [..., M, K] x [..., K, N] -> [..., M, N]
+std::vector<int64_t> result_sizes(const torch::Tensor& a, const torch::Tensor& b) {
+  auto sizes = a.sizes().vec();
+  sizes.back() = b.size(-1);
+  return sizes;
+}
+
 // out[i] = a[i] b[i] for every matrix i of the stacks; out may be a strided view (see backward).
 void stacked_products(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out) {
   const int64_t count = out.numel() == 0 ? 0 : out.numel() / (out.size(-2) * out.size(-1));
@@ -37,8 +44,7 @@ class BatchedMatmulFunction : public torch::autograd::Function<BatchedMatmulFunc
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b,
                                const std::vector<int64_t>& out_strides) {
     ctx->save_for_backward({a, b});
-    auto sizes = a.sizes().vec();
-    sizes.back() = b.size(-1);
+    const auto sizes = result_sizes(a, b);
     auto out = out_strides.empty() ? torch::empty(sizes, a.options()) : torch::empty_strided(sizes, out_strides, a.options());
     stacked_products(a, b, out);
     return out;
@@ -85,8 +91,7 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b) {
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout) {
   std::vector<int64_t> out_strides;
   if (out_layout.defined()) {
-    auto sizes = a.sizes().vec();
-    sizes.back() = b.size(-1);
+    const auto sizes = result_sizes(a, b);
     TORCH_CHECK(out_layout.sizes() == c10::IntArrayRef(sizes), "batched_matmul: out_layout has shape ", out_layout.sizes(),
                 " but the result has ", c10::IntArrayRef(sizes));
     // Only a dense, non-overlapping layout can hold the result; anything else gets a contiguous one.
