@@ -166,7 +166,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 // ---- feed-forward --------------------------------------------------------------------------------
 
 FeedForwardImpl::FeedForwardImpl(const T5Config& c)
-    : act_fn_(c.dense_act_fn), gated_(c.is_gated_act), dropout_(c.dropout_rate) {
+    : act_fn_(c.dense_act_fn),
+      tanh_gelu_(act_fn_ == "gelu_new" || act_fn_ == "gelu_pytorch_tanh"),
+      gated_(c.is_gated_act),
+      dropout_(c.dropout_rate) {
   if (gated_) {
     wi_0 = register_module("wi_0", linear(c.d_model, c.d_ff));
     wi_1 = register_module("wi_1", linear(c.d_model, c.d_ff));
@@ -179,7 +182,7 @@ FeedForwardImpl::FeedForwardImpl(const T5Config& c)
 torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
   if (act_fn_ == "relu") return torch::relu(x);
   if (act_fn_ == "gelu") return torch::gelu(x);
-  if (act_fn_ == "gelu_new" || act_fn_ == "gelu_pytorch_tanh") return torch::gelu(x, "tanh");
+  if (tanh_gelu_) return torch::gelu(x, "tanh");
   return torch::silu(x);  // silu / swish (validated in T5Config)
 }
 
@@ -188,8 +191,7 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   if (gated_) {
     auto a = wi_0(x), b = wi_1(x);
     // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
-    const bool tanh_gelu = act_fn_ == "gelu_new" || act_fn_ == "gelu_pytorch_tanh";
-    h = tanh_gelu && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
+    h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
   } else {
     h = act(widen(wi(x)));
   }

@@ -69,6 +69,7 @@ class FeedForwardImpl : public torch::nn::Module {  // HF: DenseReluDense (T5Den
  private:
   torch::Tensor act(const torch::Tensor& x) const;
   std::string act_fn_;
+  bool tanh_gelu_;  // act_fn_ names GELU's tanh approximation (gelu_new, gelu_pytorch_tanh)
   bool gated_;
   double dropout_;
 };
