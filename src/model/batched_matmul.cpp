@@ -1,6 +1,11 @@
 #include "qa/model/batched_matmul.hpp"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <limits>
+#include <optional>
 
 #include "qa/runtime/torch_compat.hpp"
 
@@ -17,6 +22,13 @@ torch::Tensor matrix(const torch::Tensor& t, int64_t i) {
   return t.select(0, i / inner).select(0, i % inner);
 }
 
+// Offset of the i-th matrix of a stack from the first, in elements.
+int64_t matrix_offset(const torch::Tensor& t, int64_t i) {
+  if (t.dim() == 3) return i * t.stride(0);
+  const int64_t inner = t.size(1);
+  return (i / inner) * t.stride(0) + (i % inner) * t.stride(1);
+}
+
 // [..., M, K] x [..., K, N] -> [..., M, N]
 std::vector<int64_t> result_sizes(const torch::Tensor& a, const torch::Tensor& b) {
   auto sizes = a.sizes().vec();
@@ -24,11 +36,80 @@ std::vector<int64_t> result_sizes(const torch::Tensor& a, const torch::Tensor& b
   return sizes;
 }
 
+// The Fortran BLAS sgemm that LibTorch's own CPU products call, declared as LibTorch declares it. Found
+// in the process at first use rather than linked: it is LibTorch's dependency (libblas.so.3, OpenBLAS
+// here), not ours. Where the process has none (a LibTorch with MKL linked in and hidden), products go
+// through at::mm_out instead.
+using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
+Sgemm blas_sgemm() {
+  static const Sgemm fn = reinterpret_cast<Sgemm>(::dlsym(RTLD_DEFAULT, "sgemm_"));
+  return fn;
+}
+
+// How one matrix of a stack is read in row-major terms: as stored ('N', rows `ld` apart) or as the
+// transpose of a row-major matrix ('T', a column-major one). Strides of size-1 dimensions do not
+// matter and are replaced by the smallest leading dimension the BLAS accepts.
+struct RowMajor {
+  char trans;
+  int64_t ld;
+};
+std::optional<RowMajor> row_major(const torch::Tensor& t) {
+  const int64_t rows = t.size(-2), cols = t.size(-1);
+  const int64_t s0 = rows == 1 ? std::max<int64_t>(cols, 1) : t.stride(-2);
+  const int64_t s1 = cols == 1 ? std::max<int64_t>(rows, 1) : t.stride(-1);
+  if (s1 == 1 && s0 >= std::max<int64_t>(cols, 1)) return RowMajor{'N', s0};
+  if (s0 == 1 && s1 >= std::max<int64_t>(rows, 1)) return RowMajor{'T', s1};
+  return std::nullopt;
+}
+
+// out[i] = a[i] b[i] through the BLAS directly, when every operand has a layout it reads and the sizes
+// fit its ints: no tensor views, selects or dispatch per matrix (~10 us each through at::mm_out, as much
+// as a 64 x 32 x 64 product takes). Returns false, having done nothing, otherwise.
+bool stacked_products_blas(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out, int64_t count) {
+  const Sgemm sgemm = blas_sgemm();
+  if (!sgemm) return false;
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the BLAS gets B before A, N before M.
+  // A column-major result is computed as its row-major transpose, out^T = b^T a^T.
+  const auto lout = row_major(out);
+  const bool transposed = !lout || lout->trans == 'T';
+  const torch::Tensor c = transposed ? out.transpose(-2, -1) : out;
+  const torch::Tensor lhs = transposed ? b.transpose(-2, -1) : a;
+  const torch::Tensor rhs = transposed ? a.transpose(-2, -1) : b;
+  const auto lc = row_major(c), la = row_major(lhs), lb = row_major(rhs);
+  if (!lc || lc->trans != 'N' || !la || !lb) return false;
+  const int64_t m = c.size(-2), n = c.size(-1), k = lhs.size(-1);
+  constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
+  for (int64_t v : {m, n, k, lc->ld, la->ld, lb->ld})
+    if (v > kMaxInt) return false;
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  const int lda = static_cast<int>(la->ld), ldb = static_cast<int>(lb->ld), ldc = static_cast<int>(lc->ld);
+  const float one = 1.0f, zero = 0.0f;
+  const float* pa = lhs.data_ptr<float>();
+  const float* pb = rhs.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  if (m == 0 || n == 0) return true;
+  // Inside a parallel region the BLAS runs single-threaded (OpenBLAS and oneDNN check for it), so each
+  // task is one whole product; grain 1 hands the matrices out evenly.
+  at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      sgemm(&lb->trans, &la->trans, &in, &im, &ik, &one, pb + matrix_offset(rhs, i), &ldb, pa + matrix_offset(lhs, i),
+            &lda, &zero, pc + matrix_offset(c, i), &ldc);
+    }
+  });
+  return true;
+}
+
 // out[i] = a[i] b[i] for every matrix i of the stacks; out may be a strided view (see backward).
 void stacked_products(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out) {
   const int64_t count = out.numel() == 0 ? 0 : out.numel() / (out.size(-2) * out.size(-1));
-  // Inside a parallel region the BLAS runs single-threaded (OpenBLAS and oneDNN check for it), so each
-  // task is one whole product; grain 1 hands the matrices out evenly.
+  if (count == 0) return;
+  if (a.size(-1) == 0) {  // an empty sum: zeros, without relying on how a BLAS treats k = 0
+    out.zero_();
+    return;
+  }
+  if (stacked_products_blas(a, b, out, count)) return;
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       auto o = matrix(out, i);
@@ -71,10 +152,11 @@ class BatchedMatmulFunction : public torch::autograd::Function<BatchedMatmulFunc
   }
 };
 
-// Below this many multiply-adds per matrix (attention over 16 tokens, generation's single query over a
-// short cache) the cost of a call per matrix outweighs the gain, and LibTorch's bmm was as fast or
-// faster (qa-bench-attention-products, bench/RESULTS.md).
-constexpr int64_t kMinMultiplyAdds = 32768;
+// Through at::mm_out, below this many multiply-adds per matrix (attention over 16 tokens, generation's
+// single query over a short cache) the cost of a call per matrix outweighs the gain, and LibTorch's bmm
+// was as fast or faster (qa-bench-attention-products, bench/RESULTS.md). Calling the BLAS directly
+// was faster at every size measured, down to 1 x 64 x 1.
+constexpr int64_t kMinMultiplyAddsThroughAten = 32768;
 
 }  // namespace
 
@@ -85,8 +167,11 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.dim() != b.dim() || a.dim() < 3 || a.dim() > 4) return false;
   for (int64_t d = 0; d + 2 < a.dim(); ++d)
     if (a.size(d) != b.size(d)) return false;
-  return a.size(-1) == b.size(-2) && a.size(-2) * a.size(-1) * b.size(-1) >= kMinMultiplyAdds;
+  if (a.size(-1) != b.size(-2)) return false;
+  return batched_matmul_calls_blas() || a.size(-2) * a.size(-1) * b.size(-1) >= kMinMultiplyAddsThroughAten;
 }
+
+bool batched_matmul_calls_blas() { return blas_sgemm() != nullptr; }
 
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout) {
   std::vector<int64_t> out_strides;

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <vector>
+
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -110,9 +113,13 @@ TEST(BatchedMatmul, ResultTakesTheGivenLayoutSoThatHeadsMergeWithoutACopy) {
     auto w = w0.clone().requires_grad_(true), z = z0.clone().requires_grad_(true);
     auto v = z.view({batch, k_len, heads, d}).transpose(1, 2);
     auto out = fused ? batched_matmul(w, v, queries) : torch::matmul(w, v);
-    if (fused) EXPECT_EQ(out.strides(), queries.strides());
+    if (fused) {
+      EXPECT_EQ(out.strides(), queries.strides());
+    }
     auto merged = out.transpose(1, 2).reshape({batch, q_len, heads * d});
-    if (fused) EXPECT_EQ(merged.data_ptr(), out.data_ptr()) << "the reshape copied";
+    if (fused) {
+      EXPECT_EQ(merged.data_ptr(), out.data_ptr()) << "the reshape copied";
+    }
     merged.backward(dy);
     outs[fused] = merged.detach(), dws[fused] = w.grad(), dzs[fused] = z.grad();
   }
@@ -121,6 +128,27 @@ TEST(BatchedMatmul, ResultTakesTheGivenLayoutSoThatHeadsMergeWithoutACopy) {
   expect_close(dzs[1], dzs[0], "d values");
   EXPECT_THROW(batched_matmul(w0, z0.view({batch, k_len, heads, d}).transpose(1, 2), torch::empty({1, 2})),
                c10::Error);
+}
+
+TEST(BatchedMatmul, SingleRowsColumnsAndEmptySums) {
+  // Generation's single query, a single key, and k = 0: the BLAS's leading dimensions of size-1
+  // dimensions and the empty sum are handled before it is called.
+  torch::manual_seed(9);
+  for (const auto& [m, k, n] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 64, 7}, {5, 64, 1}, {1, 8, 1}, {3, 1, 4}}) {
+    auto a0 = torch::randn({2, 3, m, k}), b0 = torch::randn({2, 3, k, n});
+    torch::Tensor outs[2], das[2], dbs[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      auto a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+      auto y = fused ? batched_matmul(a, b) : torch::matmul(a, b);
+      y.backward(torch::ones_like(y));
+      outs[fused] = y.detach(), das[fused] = a.grad(), dbs[fused] = b.grad();
+    }
+    expect_close(outs[1], outs[0], "y");
+    expect_close(das[1], das[0], "da");
+    expect_close(dbs[1], dbs[0], "db");
+  }
+  const auto empty = batched_matmul(torch::randn({2, 3, 0}), torch::randn({2, 0, 4}));
+  EXPECT_TRUE(torch::equal(empty, torch::zeros({2, 3, 4})));
 }
 
 TEST(BatchedMatmul, SameBitsWithOneOrTwoThreads) {
@@ -137,12 +165,14 @@ TEST(BatchedMatmul, SameBitsWithOneOrTwoThreads) {
   EXPECT_TRUE(torch::equal(one.db, two.db));
 }
 
-TEST(BatchedMatmul, AppliesToCpuFloatStacksOfEqualLeadingSizesAndLargeEnoughMatrices) {
+TEST(BatchedMatmul, AppliesToCpuFloatStacksOfEqualLeadingSizes) {
   const auto z = [](std::vector<int64_t> s, torch::ScalarType t = torch::kFloat) { return torch::zeros(s, t); };
   EXPECT_TRUE(batched_matmul_applies(z({2, 3, 32, 64}), z({2, 3, 64, 32})));
   EXPECT_TRUE(batched_matmul_applies(z({2, 256, 64}), z({2, 64, 256})));
-  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 16, 64}), z({2, 3, 64, 16})));  // too small to gain
-  EXPECT_FALSE(batched_matmul_applies(z({2, 3, 1, 64}), z({2, 3, 64, 256})));   // one query: generation
+  // Small matrices only where the BLAS is called directly (through at::mm_out they would lose).
+  const bool direct = batched_matmul_calls_blas();
+  EXPECT_EQ(batched_matmul_applies(z({2, 3, 16, 64}), z({2, 3, 64, 16})), direct);
+  EXPECT_EQ(batched_matmul_applies(z({2, 3, 1, 64}), z({2, 3, 64, 256})), direct);  // one query: generation
   EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}, torch::kBFloat16), z({2, 3, 64, 32}, torch::kBFloat16)));
   EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}), z({1, 3, 64, 32})));  // broadcasting: torch::matmul's job
   EXPECT_FALSE(batched_matmul_applies(z({2, 3, 32, 64}), z({2, 3, 32, 64})));  // inner sizes differ
