@@ -18,6 +18,15 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
+// x W^T (+ b) through at::linear, not the module's forward: LibTorch 1.13's torch::nn::Linear computes
+// x.matmul(W.t()), and autocast, seeing a transposed view, skips its cache of the weights' bf16 copies.
+// Each call then cast its weight again: under bf16, every generated token re-cast the whole model (the
+// lm_head alone is 16M values; ~40% of flan-t5-small's greedy generation). at::linear is autocast's own
+// op, so each weight is cast once per autocast scope.
+torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::linear(x, layer->weight, layer->bias);
+}
+
 torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
   return p > 0 && training ? torch::dropout(x, p, true) : x;
 }
@@ -111,18 +120,18 @@ torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
                                      KVCache* cache, bool append_to_cache) {
   const int64_t batch = x.size(0), q_len = x.size(1);
-  auto queries = split_heads(q(x));
+  auto queries = split_heads(project(q, x));
   torch::Tensor keys, values;
   if (cache && !append_to_cache) {
     if (!cache->k.defined()) {  // cross-attention: project the encoder states once per sequence
-      cache->k = split_heads(k(kv));
-      cache->v = split_heads(v(kv));
+      cache->k = split_heads(project(k, kv));
+      cache->v = split_heads(project(v, kv));
     }
     keys = cache->k;
     values = cache->v;
   } else {
-    keys = split_heads(k(kv));
-    values = split_heads(v(kv));
+    keys = split_heads(project(k, kv));
+    values = split_heads(project(v, kv));
     if (cache) {
       if (cache->k.defined()) {
         keys = torch::cat({cache->k, keys}, 2);
@@ -149,7 +158,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
       }
     }
     if (!out.defined()) out = compat::scaled_dot_product_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
-    return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+    return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
   }
   // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
   // small score differences that content-based attention starts from, and their gradients, would
@@ -160,7 +169,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   weights = maybe_dropout(weights, dropout_, is_training());
   // [B, H, Q, d_kv], laid out as [B, Q, H, d_kv] where batched_matmul runs: the reshape below is then a view
   auto out = stack_product(weights, values, queries);
-  return widen(o(out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+  return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
 }
 
 // ---- feed-forward --------------------------------------------------------------------------------
@@ -189,13 +198,13 @@ torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h;
   if (gated_) {
-    auto a = wi_0(x), b = wi_1(x);
+    auto a = project(wi_0, x), b = project(wi_1, x);
     // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
     h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
   } else {
-    h = act(widen(wi(x)));
+    h = act(widen(project(wi, x)));
   }
-  return widen(wo(maybe_dropout(h, dropout_, is_training())));
+  return widen(project(wo, maybe_dropout(h, dropout_, is_training())));
 }
 
 // ---- sub-layers --------------------------------------------------------------------------------
@@ -313,7 +322,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
-  if (lm_head) return lm_head(decoder_states);
+  if (lm_head) return project(lm_head, decoder_states);
   // Tied embeddings: Mesh TensorFlow rescales the output before the shared projection.
   return torch::linear(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight);
 }

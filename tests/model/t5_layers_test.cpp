@@ -4,6 +4,7 @@
 
 #include "../support/reference.hpp"
 #include "../support/tiny_model.hpp"
+#include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -109,7 +110,9 @@ TEST(T5Model, LocalPositionBiasInitFallsWithDistance) {
     for (int64_t h = 0; h < heads; ++h) {
       EXPECT_EQ(bias[h][39].item<float>(), 0.0f);  // distance 0
       for (int64_t k = 1; k < 40; ++k) EXPECT_GE(bias[h][k].item<float>(), bias[h][k - 1].item<float>()) << h << " " << k;
-      if (h > 0) EXPECT_LT(bias[h - 1][0].item<float>(), bias[h][0].item<float>());  // head 0 the most local
+      if (h > 0) {
+        EXPECT_LT(bias[h - 1][0].item<float>(), bias[h][0].item<float>());  // head 0 the most local
+      }
     }
     // Distance 5 is an exact bucket: -slope * 5 with ALiBi's slope for head 0.
     EXPECT_NEAR(bias[0][34].item<float>(), -5.0 * std::pow(2.0, -8.0 / static_cast<double>(heads)), 1e-6);
@@ -132,6 +135,33 @@ TEST(T5Model, Bf16AutocastStaysCloseToFp32) {
   EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
   EXPECT_LT(test::relative_error(bf16, fp32), 3e-2);
   EXPECT_GT(test::relative_error(bf16, fp32), 0.0);  // autocast really changed the arithmetic
+}
+
+// Under bf16 autocast each weight is cast once per autocast scope, not once per call: a second
+// decoding step casts only its activations. (torch::nn::Linear's own forward hid the weights behind a
+// transposed view that autocast does not cache, and every generated token re-cast the whole model.)
+TEST(T5Model, Bf16DecodingCastsEachWeightOncePerScope) {
+  const auto c = small_config();
+  auto m = make_model(c);
+  torch::NoGradGuard ng;
+  compat::AutocastScope scope(torch::kCPU, true);
+  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}}, torch::kLong);
+  auto mask = torch::ones_like(ids);
+  auto state = m->start_decoding(m->encode(ids, mask), mask);
+  const auto casts_in_one_step = [&] {
+    OpProfiler profiler;
+    profiler.start();
+    m->decode_step(torch::zeros({1}, torch::kLong), state);
+    int64_t casts = 0;
+    for (const auto& op : profiler.stop())
+      if (op.name == "aten::_to_copy") casts += op.calls;
+    return casts;
+  };
+  const int64_t first = casts_in_one_step(), second = casts_in_one_step();
+  // Per decoder block: self-attention q, k, v, o; cross-attention q, o (and k, v, projected in the first
+  // step only); wi_0, wi_1, wo. Then the lm_head.
+  const int64_t weights_per_step = 9 * c.num_decoder_layers + 1;
+  EXPECT_GE(first - second, weights_per_step) << first << " casts in the first step, " << second << " in the second";
 }
 
 }  // namespace qa
