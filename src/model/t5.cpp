@@ -124,8 +124,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor keys, values;
   if (cache && !append_to_cache) {
     if (!cache->k.defined()) {  // cross-attention: project the encoder states once per sequence
-      cache->k = split_heads(project(k, kv));
-      cache->v = split_heads(project(v, kv));
+      // Contiguous [B, H, S, d_kv], once: every decoding step reads them, and torch::matmul (bf16, CUDA)
+      // would otherwise copy the heads' strided views into stacks at each step.
+      cache->k = split_heads(project(k, kv)).contiguous();
+      cache->v = split_heads(project(v, kv)).contiguous();
     }
     keys = cache->k;
     values = cache->v;
