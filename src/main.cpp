@@ -17,6 +17,7 @@
 #include "qa/config/schema.hpp"
 #include "qa/log/logging.hpp"
 #include "qa/train/trainer.hpp"
+#include "qa/runtime/host_memory.hpp"
 #include "qa/runtime/signals.hpp"
 #include "qa/util/error.hpp"
 
@@ -79,6 +80,8 @@ int fail(const std::string& message, qa::ExitCode code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything large is allocated: a step's temporaries then reuse their pages (runtime/host_memory).
+  if (const auto how = qa::keep_freed_host_memory(); !how.empty()) spdlog::debug("{}", how);
   CLI::App app{"qa-train: fine-tune T5 / Flan-T5 encoder-decoders for question answering (LibTorch)", "qa-train"};
   app.set_version_flag("--version", std::string("qa-train ") + qa::build_info::kVersion);
   app.require_subcommand(0, 1);

@@ -1,0 +1,20 @@
+// How the process's C allocator treats large freed blocks. A training step allocates and frees the
+// same large temporaries (logits, attention scores, their gradients: tens of MB each) every step.
+// glibc hands blocks above its mmap threshold (128 KiB, raised adaptively to at most 32 MiB) back to the
+// kernel when they are freed, so the next step's copy of the same tensor faults in every page again
+// (~36,000 minor faults per flan-t5-small step), and trims the heap's top the same way. Torch-free header.
+#pragma once
+
+#include <string>
+
+namespace qa {
+
+// With glibc, keeps freed memory in the process for reuse: large blocks come from the heap (mmap
+// threshold 1 GiB) and the heap is not trimmed. Peak RSS is what it was (a step repeats its
+// allocations); the pages are simply not faulted in again. Does nothing where glibc is not the
+// allocator, or where the user has set glibc's own malloc settings (MALLOC_MMAP_THRESHOLD_,
+// MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ or GLIBC_TUNABLES): theirs win. Returns what it did, for the
+// log: "" when nothing.
+std::string keep_freed_host_memory();
+
+}  // namespace qa
