@@ -81,7 +81,7 @@ int fail(const std::string& message, qa::ExitCode code) {
 
 int main(int argc, char** argv) {
   // Before anything large is allocated: a step's temporaries then reuse their pages (runtime/host_memory).
-  if (const auto how = qa::keep_freed_host_memory(); !how.empty()) spdlog::debug("{}", how);
+  qa::keep_freed_host_memory();
   CLI::App app{"qa-train: fine-tune T5 / Flan-T5 encoder-decoders for question answering (LibTorch)", "qa-train"};
   app.set_version_flag("--version", std::string("qa-train ") + qa::build_info::kVersion);
   app.require_subcommand(0, 1);
