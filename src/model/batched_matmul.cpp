@@ -89,7 +89,6 @@ bool stacked_products_blas(const torch::Tensor& a, const torch::Tensor& b, const
   const float* pa = lhs.data_ptr<float>();
   const float* pb = rhs.data_ptr<float>();
   float* pc = c.data_ptr<float>();
-  if (m == 0 || n == 0) return true;
   // Inside a parallel region the BLAS runs single-threaded (OpenBLAS and oneDNN check for it), so each
   // task is one whole product; grain 1 hands the matrices out evenly.
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
