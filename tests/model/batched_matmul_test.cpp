@@ -7,29 +7,27 @@
 #include <tuple>
 #include <vector>
 
+#include "../support/value_and_grads.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
 namespace {
 
-struct Result {
-  torch::Tensor y, da, db;
-};
-
 // a = heads split out of [B, L, H * D] (as split_heads does), b = the same for another tensor,
-// transposed to [B, H, D, L] (scores) or not (weighted values), as in attention.
-Result run(const torch::Tensor& x0, const torch::Tensor& z0, const torch::Tensor& dy, int64_t heads, bool transpose_b,
-           bool fused) {
-  auto x = x0.clone().requires_grad_(true);
-  auto z = z0.clone().requires_grad_(true);
+// transposed to [B, H, D, L] (scores) or not (weighted values), as in attention. The gradients are
+// those of the unsplit tensors.
+test::ValueAndGrads run(const torch::Tensor& x, const torch::Tensor& z, const torch::Tensor& dy, int64_t heads,
+                        bool transpose_b, bool fused) {
   const auto split = [heads](const torch::Tensor& t) {
     return t.view({t.size(0), t.size(1), heads, t.size(2) / heads}).transpose(1, 2);
   };
-  auto a = split(x);
-  auto b = transpose_b ? split(z).transpose(2, 3) : split(z);
-  torch::Tensor y = fused ? batched_matmul(a, b) : torch::matmul(a, b);
-  y.backward(dy);
-  return {y.detach(), x.grad(), z.grad()};
+  return test::value_and_grads(
+      [&](const torch::Tensor& x, const torch::Tensor& z) {
+        auto a = split(x);
+        auto b = transpose_b ? split(z).transpose(2, 3) : split(z);
+        return fused ? batched_matmul(a, b) : torch::matmul(a, b);
+      },
+      x, z, dy);
 }
 
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const char* what) {
@@ -45,27 +43,24 @@ TEST(BatchedMatmul, MatchesMatmulForAttentionsLayouts) {
   // scores: [B, H, L, D] x [B, H, D, L]
   auto dy = torch::randn({batch, heads, len, len});
   auto f = run(x, z, dy, heads, true, true), m = run(x, z, dy, heads, true, false);
-  expect_close(f.y, m.y, "scores");
-  expect_close(f.da, m.da, "d queries");
-  expect_close(f.db, m.db, "d keys");
+  expect_close(f.value, m.value, "scores");
+  expect_close(f.grad_a, m.grad_a, "d queries");
+  expect_close(f.grad_b, m.grad_b, "d keys");
   // weighted values: [B, H, L, L'] x [B, H, L', D], with L' = L here
   auto w = torch::softmax(torch::randn({batch, heads, len, len}), -1);
   auto dout = torch::randn({batch, heads, len, d});
-  for (bool fused : {true, false}) {
-    auto wl = w.clone().requires_grad_(true);
-    auto zl = z.clone().requires_grad_(true);
-    auto v = zl.view({batch, len, heads, d}).transpose(1, 2);
-    auto out = fused ? batched_matmul(wl, v) : torch::matmul(wl, v);
-    out.backward(dout);
-    static torch::Tensor ref_out, ref_dw, ref_dz;
-    if (fused) {
-      ref_out = out.detach(), ref_dw = wl.grad(), ref_dz = zl.grad();
-    } else {
-      expect_close(ref_out, out.detach(), "weighted values");
-      expect_close(ref_dw, wl.grad(), "d weights");
-      expect_close(ref_dz, zl.grad(), "d values");
-    }
-  }
+  const auto weighted_values = [&](bool fused) {
+    return test::value_and_grads(
+        [&](const torch::Tensor& wl, const torch::Tensor& zl) {
+          auto v = zl.view({batch, len, heads, d}).transpose(1, 2);
+          return fused ? batched_matmul(wl, v) : torch::matmul(wl, v);
+        },
+        w, z, dout);
+  };
+  const auto fw = weighted_values(true), mw = weighted_values(false);
+  expect_close(fw.value, mw.value, "weighted values");
+  expect_close(fw.grad_a, mw.grad_a, "d weights");
+  expect_close(fw.grad_b, mw.grad_b, "d values");
 }
 
 TEST(BatchedMatmul, ThreeDimensionalStacksAndTransposedInputs) {
@@ -135,17 +130,14 @@ TEST(BatchedMatmul, SingleRowsColumnsAndEmptySums) {
   // dimensions and the empty sum are handled before it is called.
   torch::manual_seed(9);
   for (const auto& [m, k, n] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 64, 7}, {5, 64, 1}, {1, 8, 1}, {3, 1, 4}}) {
-    auto a0 = torch::randn({2, 3, m, k}), b0 = torch::randn({2, 3, k, n});
-    torch::Tensor outs[2], das[2], dbs[2];
-    for (int fused = 0; fused < 2; ++fused) {
-      auto a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
-      auto y = fused ? batched_matmul(a, b) : torch::matmul(a, b);
-      y.backward(torch::ones_like(y));
-      outs[fused] = y.detach(), das[fused] = a.grad(), dbs[fused] = b.grad();
-    }
-    expect_close(outs[1], outs[0], "y");
-    expect_close(das[1], das[0], "da");
-    expect_close(dbs[1], dbs[0], "db");
+    auto a = torch::randn({2, 3, m, k}), b = torch::randn({2, 3, k, n}), dy = torch::ones({2, 3, m, n});
+    const auto f =
+        test::value_and_grads([](const torch::Tensor& a, const torch::Tensor& b) { return batched_matmul(a, b); }, a, b, dy);
+    const auto r = test::value_and_grads([](const torch::Tensor& a, const torch::Tensor& b) { return torch::matmul(a, b); },
+                                         a, b, dy);
+    expect_close(f.value, r.value, "y");
+    expect_close(f.grad_a, r.grad_a, "da");
+    expect_close(f.grad_b, r.grad_b, "db");
   }
   const auto empty = batched_matmul(torch::randn({2, 3, 0}), torch::randn({2, 0, 4}));
   EXPECT_TRUE(torch::equal(empty, torch::zeros({2, 3, 4})));
@@ -160,9 +152,9 @@ TEST(BatchedMatmul, SameBitsWithOneOrTwoThreads) {
   torch::set_num_threads(2);
   const auto two = run(x, z, dy, 6, true, true);
   torch::set_num_threads(before);
-  EXPECT_TRUE(torch::equal(one.y, two.y));
-  EXPECT_TRUE(torch::equal(one.da, two.da));
-  EXPECT_TRUE(torch::equal(one.db, two.db));
+  EXPECT_TRUE(torch::equal(one.value, two.value));
+  EXPECT_TRUE(torch::equal(one.grad_a, two.grad_a));
+  EXPECT_TRUE(torch::equal(one.grad_b, two.grad_b));
 }
 
 TEST(BatchedMatmul, AppliesToCpuFloatStacksOfEqualLeadingSizes) {

@@ -4,23 +4,22 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/value_and_grads.hpp"
+
 #include <limits>
 
 namespace qa {
 namespace {
 
-struct Result {
-  torch::Tensor h, da, db;
-};
-
-Result run(const torch::Tensor& a0, const torch::Tensor& b0, const torch::Tensor& dh, bool fused) {
-  auto a = a0.clone().requires_grad_(true);
-  auto b = b0.clone().requires_grad_(true);
-  // The composite computes in fp32 (double for a double reference) and rounds once to the input type.
-  const auto wide = a0.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  torch::Tensor h = fused ? fused_gated_gelu(a, b) : (torch::gelu(a.to(wide), "tanh") * b.to(wide)).to(a0.scalar_type());
-  h.backward(dh);
-  return {h.detach(), a.grad(), b.grad()};
+// Output h, da and db.
+test::ValueAndGrads run(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& dh, bool fused) {
+  return test::value_and_grads(
+      [fused](const torch::Tensor& a, const torch::Tensor& b) {
+        // The composite computes in fp32 (double for a double reference) and rounds once to the input type.
+        const auto wide = a.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+        return fused ? fused_gated_gelu(a, b) : (torch::gelu(a.to(wide), "tanh") * b.to(wide)).to(a.scalar_type());
+      },
+      a, b, dh);
 }
 
 // Largest |x - ref| / (|ref| + 1e-3): relative where values are large, absolute (1e-3 scale) near 0.
@@ -38,16 +37,16 @@ TEST(FusedGatedGelu, MatchesTanhGeluTimesTheGateInFp32) {
     // Against the formula in double precision: LibTorch's fp32 gelu itself is off by up to 5e-3 in
     // relative terms for x < -4 (0.5 x (1 + tanh u) cancels there; the fused pass uses x sigmoid(2u)).
     const auto d = run(a.to(torch::kDouble), b.to(torch::kDouble), dh.to(torch::kDouble), false);
-    EXPECT_LT(max_relative(f.h, d.h), 2e-6);
-    EXPECT_LT(max_relative(f.db, d.db), 2e-6);
+    EXPECT_LT(max_relative(f.value, d.value), 2e-6);
+    EXPECT_LT(max_relative(f.grad_b, d.grad_b), 2e-6);
     // d gelu/da crosses 0 (at a ~ -0.75) as a difference of two terms: its error is measured against
     // the gradient's scale, |dh * b| (|d gelu/da| <= 1.13).
     const auto scale = (dh * b).abs().to(torch::kDouble) + 1e-3;
-    EXPECT_LT(((f.da.to(torch::kDouble) - d.da).abs() / scale).max().item<double>(), 2e-6);
+    EXPECT_LT(((f.grad_a.to(torch::kDouble) - d.grad_a).abs() / scale).max().item<double>(), 2e-6);
     // And LibTorch's fp32 result, where it is accurate (|gelu(a)| > 1e-3 * |a|, i.e. not the tails).
     const auto c = run(a, b, dh, false);
     const auto body = torch::gelu(a, "tanh").abs() > a.abs() * 1e-3;
-    EXPECT_LT(max_relative(f.h.masked_select(body), c.h.masked_select(body)), 2e-5);
+    EXPECT_LT(max_relative(f.value.masked_select(body), c.value.masked_select(body)), 2e-5);
   }
 }
 
@@ -57,14 +56,14 @@ TEST(FusedGatedGelu, Bf16IsOneRoundingOfTheFp32Result) {
   auto b = torch::randn({8, 1000}).to(torch::kBFloat16);
   auto dh = torch::randn({8, 1000}).to(torch::kBFloat16);
   const auto f = run(a, b, dh, true), c = run(a, b, dh, false);
-  EXPECT_EQ(f.h.scalar_type(), torch::kBFloat16);
-  EXPECT_EQ(f.da.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(f.value.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(f.grad_a.scalar_type(), torch::kBFloat16);
   // Same fp32 inputs on both sides, each rounded once: at most one bf16 step (2^-8) apart.
-  EXPECT_LT(max_relative(f.h, c.h), 1.0 / 128);
-  EXPECT_LT(max_relative(f.db, c.db), 1.0 / 128);
+  EXPECT_LT(max_relative(f.value, c.value), 1.0 / 128);
+  EXPECT_LT(max_relative(f.grad_b, c.grad_b), 1.0 / 128);
   // The composite rounds g * b to bf16 before gelu_backward; the fused pass does not.
-  EXPECT_LT(max_relative(f.da, c.da), 3.0 / 128);
-  EXPECT_GT(torch::eq(f.h, c.h).to(torch::kFloat).mean().item<double>(), 0.9);
+  EXPECT_LT(max_relative(f.grad_a, c.grad_a), 3.0 / 128);
+  EXPECT_GT(torch::eq(f.value, c.value).to(torch::kFloat).mean().item<double>(), 0.9);
 }
 
 TEST(FusedGatedGelu, NonFiniteInputsStayNonFinite) {

@@ -4,19 +4,18 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/value_and_grads.hpp"
+
 namespace qa {
 namespace {
 
-struct Result {
-  torch::Tensor y, dx, dw;
-};
-
-Result run(const torch::Tensor& x0, const torch::Tensor& w0, const torch::Tensor& dy, bool fused) {
-  auto x = x0.clone().requires_grad_(true);
-  auto w = w0.clone().requires_grad_(true);
-  torch::Tensor y = fused ? fused_rms_norm(x, w, 1e-6) : w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6));
-  y.backward(dy);
-  return {y.detach(), x.grad(), w.grad()};
+// Output, dx and dw.
+test::ValueAndGrads run(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& dy, bool fused) {
+  return test::value_and_grads(
+      [fused](const torch::Tensor& x, const torch::Tensor& w) {
+        return fused ? fused_rms_norm(x, w, 1e-6) : w * (x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6));
+      },
+      x, w, dy);
 }
 
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const char* what) {
@@ -31,9 +30,9 @@ TEST(FusedRMSNorm, MatchesTheCompositeForwardAndBackward) {
     auto w = torch::rand({shape.back()}) + 0.5;
     auto dy = torch::randn(shape);
     const auto f = run(x, w, dy, true), c = run(x, w, dy, false);
-    expect_close(f.y, c.y, "y");
-    expect_close(f.dx, c.dx, "dx");
-    expect_close(f.dw, c.dw, "dw");
+    expect_close(f.value, c.value, "y");
+    expect_close(f.grad_a, c.grad_a, "dx");
+    expect_close(f.grad_b, c.grad_b, "dw");
   }
 }
 
@@ -46,9 +45,9 @@ TEST(FusedRMSNorm, SameBitsWithOneOrTwoThreads) {
   torch::set_num_threads(2);
   const auto two = run(x, w, dy, true);
   torch::set_num_threads(before);
-  EXPECT_TRUE(torch::equal(one.y, two.y));
-  EXPECT_TRUE(torch::equal(one.dx, two.dx));
-  EXPECT_TRUE(torch::equal(one.dw, two.dw));
+  EXPECT_TRUE(torch::equal(one.value, two.value));
+  EXPECT_TRUE(torch::equal(one.grad_a, two.grad_a));
+  EXPECT_TRUE(torch::equal(one.grad_b, two.grad_b));
 }
 
 TEST(FusedRMSNorm, AppliesOnlyToCpuFloat) {
