@@ -17,8 +17,9 @@ using torch::profiler::impl::ActivityType;
 using torch::profiler::impl::ProfilerConfig;
 using torch::profiler::impl::ProfilerState;
 
-ProfilerConfig kineto_config() { return ProfilerConfig(ProfilerState::KINETO); }
-const std::set<ActivityType> kActivities = {ActivityType::CUDA};
+// Input shapes, so that a kernel's launching operator can be told apart by what it was applied to.
+ProfilerConfig kineto_config() { return ProfilerConfig(ProfilerState::KINETO, /*report_input_shapes=*/true); }
+const std::set<ActivityType> kActivities = {ActivityType::CPU, ActivityType::CUDA};
 
 double event_ms(const prof::KinetoEvent& e) {
 #if QA_TORCH_VERSION_AT_LEAST(2, 1)
@@ -26,6 +27,38 @@ double event_ms(const prof::KinetoEvent& e) {
 #else
   return static_cast<double>(e.durationUs()) / 1e3;
 #endif
+}
+
+struct Span {
+  uint64_t begin = 0, end = 0;  // ns
+};
+Span span(const prof::KinetoEvent& e) {
+#if QA_TORCH_VERSION_AT_LEAST(2, 1)
+  return {e.startNs(), e.endNs()};
+#else
+  return {e.startUs() * 1000, (e.startUs() + e.durationUs()) * 1000};
+#endif
+}
+
+constexpr const char* kAutogradNode = "autograd::engine::evaluate_function: ";
+
+// A host-side operator, as the kernels it launched name it (their linked correlation id).
+struct HostOp {
+  std::string name;
+  std::vector<std::vector<int64_t>> shapes;
+  uint64_t thread = 0;
+  Span when;
+};
+
+// The autograd node whose evaluation encloses `op` on its thread, or "". `nodes` is sorted by start.
+std::string enclosing_node(const std::vector<HostOp>& nodes, const HostOp& op) {
+  auto it = std::upper_bound(nodes.begin(), nodes.end(), op.when.begin,
+                             [](uint64_t t, const HostOp& n) { return t < n.when.begin; });
+  for (int tries = 0; it != nodes.begin() && tries < 8; ++tries) {  // nested nodes: the innermost first
+    --it;
+    if (it->when.end >= op.when.end) return it->name.substr(std::string(kAutogradNode).size());
+  }
+  return "";
 }
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
@@ -41,18 +74,61 @@ void KernelProfiler::start() {
   }
 }
 
-std::vector<OpTime> KernelProfiler::stop() {
+KernelProfile KernelProfiler::stop() {
   const auto result = prof::disableProfiler();
-  std::map<std::string, OpTime> by_name;
+  std::map<uint64_t, HostOp> ops;                            // by correlation id
+  std::map<uint64_t, std::vector<HostOp>> nodes_by_thread;  // autograd nodes being evaluated
+  for (const auto& e : result->events()) {
+    if (e.deviceType() != c10::DeviceType::CPU || e.isAsync()) continue;
+    std::string name = e.name();
+    if (!contains(name, "::")) continue;  // CUDA runtime calls (cudaLaunchKernel, ...), not operators
+    HostOp op{name, {}, e.startThreadId(), span(e)};
+    if (e.hasShapes()) {
+      for (const auto& s : e.shapes()) op.shapes.push_back(s);
+    }
+    if (name.rfind(kAutogradNode, 0) == 0) nodes_by_thread[op.thread].push_back(op);
+    ops[e.correlationId()] = std::move(op);
+  }
+  for (auto& [thread, nodes] : nodes_by_thread) {
+    std::sort(nodes.begin(), nodes.end(), [](const HostOp& a, const HostOp& b) { return a.when.begin < b.when.begin; });
+  }
+  static const std::vector<HostOp> kNone;
+  std::map<std::string, OpTime> by_name, by_op;
   for (const auto& e : result->events()) {
     if (e.deviceType() != c10::DeviceType::CUDA) continue;
-    OpTime& t = by_name[e.name()];
-    t.name = e.name();
-    ++t.calls;
-    t.self_ms += event_ms(e);
-    t.total_ms = t.self_ms;
+    const double ms = event_ms(e);
+    for (auto* tally : {&by_name, &by_op}) {
+      std::string key = e.name();
+      if (tally == &by_op) {
+        const auto it = ops.find(e.linkedCorrelationId());
+        if (it == ops.end()) {
+          key = "(no operator) " + key;
+        } else {
+          const auto n = nodes_by_thread.find(it->second.thread);
+          key = launching_op_label(it->second.name, it->second.shapes,
+                                   enclosing_node(n == nodes_by_thread.end() ? kNone : n->second, it->second));
+        }
+      }
+      OpTime& t = (*tally)[key];
+      t.name = key;
+      ++t.calls;
+      t.self_ms += ms;
+      t.total_ms = t.self_ms;
+    }
   }
-  return by_self_time(std::move(by_name));
+  return {by_self_time(std::move(by_name)), by_self_time(std::move(by_op))};
+}
+
+std::string launching_op_label(const std::string& op, const std::vector<std::vector<int64_t>>& shapes,
+                               const std::string& autograd_node) {
+  std::string label = op;
+  for (std::size_t i = 0; i < shapes.size() && i < 4; ++i) {
+    label += " [";
+    for (std::size_t j = 0; j < shapes[i].size(); ++j) label += (j ? ", " : "") + std::to_string(shapes[i][j]);
+    label += "]";
+  }
+  if (!autograd_node.empty() && op.rfind(kAutogradNode, 0) != 0) label += " in " + autograd_node;
+  return label;
 }
 
 std::string kernel_category(const std::string& name) {

@@ -43,6 +43,15 @@ TEST(KernelProfile, CategoriesSumTheirKernels) {
   EXPECT_NE(table.find("kind of kernel"), std::string::npos) << table;
 }
 
+TEST(KernelProfile, LaunchingOperatorsAreLabelledWithShapesAndAutogradNode) {
+  EXPECT_EQ(launching_op_label("aten::add_", {{16384, 768}, {16384, 768}, {}}, ""), "aten::add_ [16384, 768] [16384, 768] []");
+  EXPECT_EQ(launching_op_label("aten::mul", {{8, 4}}, "MulBackward0"), "aten::mul [8, 4] in MulBackward0");
+  // At most four inputs; a kernel launched by the autograd node itself is not "in" itself.
+  EXPECT_EQ(launching_op_label("aten::cat", {{1}, {2}, {3}, {4}, {5}}, ""), "aten::cat [1] [2] [3] [4]");
+  EXPECT_EQ(launching_op_label("autograd::engine::evaluate_function: MmBackward0", {}, "MmBackward0"),
+            "autograd::engine::evaluate_function: MmBackward0");
+}
+
 TEST(KernelProfile, BenchOnCudaReportsKernelTimeByKind) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs LibTorch with CUDA and a GPU";
   BenchOptions o;
@@ -55,6 +64,15 @@ TEST(KernelProfile, BenchOnCudaReportsKernelTimeByKind) {
   }
   EXPECT_GT(matmul_ms, 0.0) << r.at("profile_table").get<std::string>();
   EXPECT_EQ(r.at("profile").size(), 5u);
+  // Every kernel is traced to the operator that launched it (a matrix product to aten::mm or addmm).
+  ASSERT_EQ(r.at("profile_by_op").size(), 5u);
+  bool product_op = false;
+  for (const auto& op : r.at("profile_by_op")) {
+    const auto name = op.at("name").get<std::string>();
+    EXPECT_EQ(name.find("(no operator)"), std::string::npos) << name;
+    product_op = product_op || name.find("mm ") != std::string::npos || name.find("linear") != std::string::npos;
+  }
+  EXPECT_TRUE(product_op) << r.at("profile_table").get<std::string>();
 }
 
 }  // namespace

@@ -13,12 +13,24 @@ namespace qa {
 
 // Records every kernel, copy and fill the GPU runs between start() and stop(). Kernels replayed from
 // a CUDA graph may not be listed one by one; profile eager steps. Not reentrant.
+struct KernelProfile {
+  std::vector<OpTime> kernels;  // by kernel name (calls, GPU time in self_ms), largest first
+  // The same GPU time by the operator that launched it: "aten::add_ [16384, 768] [16384, 768]", its
+  // input shapes, and " in MulBackward0" where the backward pass ran it. Names what a kernel was for
+  // (a cast, a residual add, a gradient accumulation) where kernel names alone do not.
+  std::vector<OpTime> by_op;
+};
+
 class KernelProfiler {
  public:
   void start();  // throws qa::Error when this LibTorch has no Kineto/CUPTI
-  // Kernels by name (calls, GPU time in self_ms), largest first.
-  std::vector<OpTime> stop();
+  KernelProfile stop();
 };
+
+// "aten::mul [8, 4] [] in MulBackward0": an operator, its inputs' shapes (at most four, scalars as
+// []), and the autograd node it ran in, if any ("autograd::engine::evaluate_function: MulBackward0").
+std::string launching_op_label(const std::string& op, const std::vector<std::vector<int64_t>>& shapes,
+                               const std::string& autograd_node);
 
 // The kind of work a CUDA kernel does, from its name: "matmul", "attention", "softmax",
 // "element-wise", "reduction", "normalization", "embedding/indexing", "optimizer", "copy/fill", "other".
