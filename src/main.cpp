@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
                       "Recompute each block's activations in the backward pass (less memory, more compute)");
   bench_cmd->add_flag("--cuda-graphs", bench_opts.cuda_graphs,
                       "Replay each step's forward and backward pass from a recorded CUDA graph (train.cuda_graphs)");
+  bench_cmd->add_option("--stacked-projections", bench_opts.stacked_projections,
+                        "q/k/v and wi_0/wi_1 as one product each: auto (CUDA training), on, off")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
                         "Profile one more step and print its N most expensive ops by self time, on CUDA its kernels by GPU time (stderr)")
       ->check(CLI::NonNegativeNumber);

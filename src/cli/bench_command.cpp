@@ -74,6 +74,11 @@ nlohmann::json run_bench(const BenchOptions& o) {
   const bool sdpa = model->use_sdpa(device.is_cuda());
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);
+  if (o.stacked_projections == "on" || o.stacked_projections == "off") {
+    model->set_stacked_projections(o.stacked_projections == "on" ? StackedProjections::kOn : StackedProjections::kOff);
+  } else if (o.stacked_projections != "auto") {
+    throw Error("bench: --stacked-projections must be auto, on or off, not '" + o.stacked_projections + "'", ExitCode::kUsage);
+  }
   TrainSection train;
   Optimizer optimizer(model, train);
   auto ids = torch::randint(3, c.vocab_size, {o.batch, o.src_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
@@ -119,6 +124,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
   nlohmann::json profile = nlohmann::json::array();
   std::string profile_table;
   nlohmann::json profile_categories = nlohmann::json::array();
+  nlohmann::json profile_by_op = nlohmann::json::array();  // CUDA only
   if (o.profile_rows > 0) {  // after the timed steps, so that recording does not slow them
     const auto rows = static_cast<std::size_t>(o.profile_rows);
     std::vector<OpTime> ops;
@@ -127,11 +133,17 @@ nlohmann::json run_bench(const BenchOptions& o) {
       KernelProfiler profiler;
       profiler.start();
       seconds = train_step();
-      ops = profiler.stop();
+      const KernelProfile kernels = profiler.stop();
+      ops = kernels.kernels;
       const auto categories = by_kernel_category(ops);
       profile_table = format_op_table(ops, seconds * 1000, rows, "CUDA kernel (GPU time)", "(GPU idle)") + "\n" +
-                      format_op_table(categories, seconds * 1000, categories.size(), "kind of kernel", "(GPU idle)");
+                      format_op_table(kernels.by_op, seconds * 1000, rows, "launching operator (GPU time)", "(GPU idle)") +
+                      "\n" + format_op_table(categories, seconds * 1000, categories.size(), "kind of kernel", "(GPU idle)");
       for (const auto& c : categories) profile_categories.push_back({{"name", c.name}, {"calls", c.calls}, {"gpu_ms", c.self_ms}});
+      for (std::size_t i = 0; i < kernels.by_op.size() && i < rows; ++i) {
+        const auto& op = kernels.by_op[i];
+        profile_by_op.push_back({{"name", op.name}, {"calls", op.calls}, {"gpu_ms", op.self_ms}});
+      }
     } else {
       OpProfiler profiler;
       profiler.start();
@@ -185,8 +197,10 @@ nlohmann::json run_bench(const BenchOptions& o) {
                                                                            : "scaled_dot_product_attention"},
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
+          {"stacked_projections", o.stacked_projections},
           {"profile", profile},
           {"profile_categories", profile_categories},
+          {"profile_by_op", profile_by_op},
           {"profile_table", profile_table}};
 }
 

@@ -27,6 +27,34 @@ torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return torch::linear(x, layer->weight, layer->bias);
 }
 
+bool stacks(StackedProjections s, const torch::Tensor& x) {
+  return s == StackedProjections::kOn ||
+         (s == StackedProjections::kAuto && x.is_cuda() && torch::GradMode::is_enabled());
+}
+
+// x times each layer's weight; where `stacked`, as one product with the weights stacked into one
+// [sum of outputs, in] matrix, the result split into views. Under autocast the stack is made of the
+// weights' cached low-precision copies (a third of the bytes of stacking fp32 and casting the stack).
+std::vector<torch::Tensor> project_all(std::initializer_list<const torch::nn::Linear*> layers, const torch::Tensor& x,
+                                       bool stacked) {
+  for (const auto* l : layers) stacked = stacked && !(*l)->bias.defined();  // T5 has no biases
+  std::vector<torch::Tensor> out;
+  if (!stacked) {
+    for (const auto* l : layers) out.push_back(project(*l, x));
+    return out;
+  }
+  const auto device = x.device().type();
+  const auto autocast = compat::autocast_state(device);
+  std::vector<torch::Tensor> weights;
+  std::vector<int64_t> rows;
+  for (const auto* l : layers) {
+    const auto& w = (*l)->weight;
+    weights.push_back(autocast.enabled ? at::autocast::cached_cast(autocast.dtype, w, device) : w);
+    rows.push_back(w.size(0));
+  }
+  return torch::linear(x, torch::cat(weights)).split_with_sizes(rows, -1);
+}
+
 torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
   return p > 0 && training ? torch::dropout(x, p, true) : x;
 }
@@ -120,20 +148,28 @@ torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
                                      KVCache* cache, bool append_to_cache) {
   const int64_t batch = x.size(0), q_len = x.size(1);
-  auto queries = split_heads(project(q, x));
-  torch::Tensor keys, values;
+  const bool stacked = stacks(stacked_, x);
+  torch::Tensor queries, keys, values;
   if (cache && !append_to_cache) {
+    queries = split_heads(project(q, x));
     if (!cache->k.defined()) {  // cross-attention: project the encoder states once per sequence
       // Contiguous [B, H, S, d_kv], once: every decoding step reads them, and torch::matmul (bf16, CUDA)
       // would otherwise copy the heads' strided views into stacks at each step.
-      cache->k = split_heads(project(k, kv)).contiguous();
-      cache->v = split_heads(project(v, kv)).contiguous();
+      const auto kv_proj = project_all({&k, &v}, kv, stacked);
+      cache->k = split_heads(kv_proj[0]).contiguous();
+      cache->v = split_heads(kv_proj[1]).contiguous();
     }
     keys = cache->k;
     values = cache->v;
   } else {
-    keys = split_heads(project(k, kv));
-    values = split_heads(project(v, kv));
+    if (kv.is_same(x)) {  // self-attention
+      const auto qkv = project_all({&q, &k, &v}, x, stacked);
+      queries = split_heads(qkv[0]), keys = split_heads(qkv[1]), values = split_heads(qkv[2]);
+    } else {
+      queries = split_heads(project(q, x));
+      const auto kv_proj = project_all({&k, &v}, kv, stacked);
+      keys = split_heads(kv_proj[0]), values = split_heads(kv_proj[1]);
+    }
     if (cache) {
       if (cache->k.defined()) {
         keys = torch::cat({cache->k, keys}, 2);
@@ -200,7 +236,8 @@ torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h;
   if (gated_) {
-    auto a = project(wi_0, x), b = project(wi_1, x);
+    const auto ab = project_all({&wi_0, &wi_1}, x, stacks(stacked_, x));
+    const auto &a = ab[0], &b = ab[1];
     // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
     h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
   } else {
@@ -384,6 +421,13 @@ torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias, int64_t bat
   const torch::Tensor b = autocast.enabled ? bias.to(autocast.dtype) : bias;
   if (!bias.is_cuda() || !efficient_attention_usable()) return b;
   return compat::efficient_attention_bias(b, batch, config_.num_heads, queries, b.size(-1));
+}
+
+void T5ModelImpl::set_stacked_projections(StackedProjections s) {
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_stacked_projections(s);
+    if (auto* f = dynamic_cast<FeedForwardImpl*>(m.get())) f->set_stacked_projections(s);
+  }
 }
 
 torch::Tensor T5ModelImpl::embed(const torch::Tensor& ids) {

@@ -22,12 +22,14 @@ struct BenchOptions {
   int64_t profile_rows = 0;  // > 0: profile one more step: top ops by self time (CPU), top kernels by GPU time (CUDA)
   bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
   bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
+  std::string stacked_projections = "auto";  // auto | on | off: see StackedProjections (model/t5.hpp)
 };
 
 // Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
 // "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", "cuda_graphs", ...}; with profile_rows,
 // "profile" (the top ops of one profiled step: name, calls, self_ms; on CUDA its kernels, self_ms = GPU time),
-// "profile_categories" (CUDA: GPU time by kind of kernel) and "profile_table" (text).
+// "profile_categories" (CUDA: GPU time by kind of kernel), "profile_by_op" (CUDA: GPU time by launching
+// operator, its input shapes and autograd node) and "profile_table" (text).
 nlohmann::json run_bench(const BenchOptions& options);
 
 // Model FLOPs of one training step of a named shape (model/flops.hpp says how they are counted).

@@ -26,6 +26,14 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// Whether the products of one input with several weights (self-attention's q, k, v; cross-attention's
+// k, v; the gated feed-forward's wi_0, wi_1) run as one product with the weights stacked. Same values
+// up to the products' summation order. kAuto stacks them on CUDA while grad mode is on: there the
+// input is cast to bf16 once instead of once per weight, and its gradient is one product instead of a
+// sum of several, each cast back to fp32 (~15% of an encoder layer's element-wise traffic); elsewhere
+// (the CPU, generation) stacking the weights at each call would cost more than it saves.
+enum class StackedProjections { kAuto, kOn, kOff };
+
 // Keys and values of one attention layer kept across decoding steps.
 struct KVCache {
   torch::Tensor k, v;  // [B, H, L, d_kv]
@@ -47,6 +55,7 @@ class AttentionImpl : public torch::nn::Module {
   // Attention through at::scaled_dot_product_attention (position bias and mask as its additive
   // mask) instead of explicit products and softmax; see T5ModelImpl::use_sdpa.
   void set_use_sdpa(bool on) { use_sdpa_ = on; }
+  void set_stacked_projections(StackedProjections s) { stacked_ = s; }
 
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   torch::nn::Embedding relative_attention_bias{nullptr};
@@ -57,6 +66,7 @@ class AttentionImpl : public torch::nn::Module {
   bool bidirectional_;
   double dropout_;
   bool use_sdpa_ = false;
+  StackedProjections stacked_ = StackedProjections::kAuto;
 };
 TORCH_MODULE(Attention);
 
@@ -64,10 +74,12 @@ class FeedForwardImpl : public torch::nn::Module {  // HF: DenseReluDense (T5Den
  public:
   explicit FeedForwardImpl(const T5Config& c);
   torch::Tensor forward(const torch::Tensor& x);
+  void set_stacked_projections(StackedProjections s) { stacked_ = s; }
   torch::nn::Linear wi{nullptr}, wi_0{nullptr}, wi_1{nullptr}, wo{nullptr};
 
  private:
   torch::Tensor act(const torch::Tensor& x) const;
+  StackedProjections stacked_ = StackedProjections::kAuto;
   std::string act_fn_;
   bool tanh_gelu_;  // act_fn_ names GELU's tanh approximation (gelu_new, gelu_pytorch_tanh)
   bool gated_;
@@ -188,6 +200,9 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   // Every attention layer through at::scaled_dot_product_attention when `on` and this LibTorch has
   // it (>= 2.1; fused memory-efficient kernels on CUDA); returns whether it is now in use.
   bool use_sdpa(bool on);
+
+  // See StackedProjections; kAuto unless a test or benchmark says otherwise.
+  void set_stacked_projections(StackedProjections s);
 
   // Activation checkpointing (Hugging Face's gradient_checkpointing): while training with grad mode
   // on and no KV cache, each block keeps only its inputs and recomputes its activations in the
