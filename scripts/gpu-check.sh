@@ -48,17 +48,21 @@ fi
 [ -x build-gpu/qa-train ] || exit 1
 
 note "CUDA graph and libstdc++ tests first"
-timeout 60 build-gpu/tests/qa_tests_torch --gtest_filter='GraphedMicroSteps.*:StdSymbols.*:CudaMemory.*:KernelProfile.*:SdpaAttention.*:StackedProjections.*' 2>&1 |
+timeout 60 build-gpu/tests/qa_tests_torch --gtest_filter='GraphedMicroSteps.*:StdSymbols.*:CudaMemory.*:KernelProfile.*:SdpaAttention.*:StackedProjections.*:StackedGatedGelu*' 2>&1 |
   grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|Expected|Which is|error" | head -20 | tee -a "$S"
 
-note "bench: qa-train (eager, eager with separate projections, CUDA graphs) vs transformers, bf16, batch 32, source 512, target 64"
+note "bench: qa-train variants vs transformers, bf16, batch 32, source 512, target 64"
+# qa: defaults (eager); qas: separate projections; qae: explicit bf16 attention products instead of the
+# fused kernel; qag / qaeg: CUDA graphs, with the fused kernel / explicit products; hf: transformers.
+variants() { [ "$1" = flan-t5-base ] && echo "qa qas qae qag qaeg hf" || echo "qa qae qag qaeg hf"; }
 for shape in flan-t5-base flan-t5-small; do
-  for side in qa qas qag hf; do
-    [ "$side" = qas ] && [ "$shape" != flan-t5-base ] && continue
+  for side in $(variants $shape); do
     case $side in
       qa) cmd=(build-gpu/qa-train bench --json) ;;
       qas) cmd=(build-gpu/qa-train bench --json --stacked-projections off) ;;
+      qae) cmd=(build-gpu/qa-train bench --json --attention explicit) ;;
       qag) cmd=(build-gpu/qa-train bench --json --cuda-graphs) ;;
+      qaeg) cmd=(build-gpu/qa-train bench --json --cuda-graphs --attention explicit) ;;
       hf) cmd=("$PY" bench/hf_reference.py) ;;
     esac
     echo "--- $side $shape" >> "$OUT/bench.log"
@@ -78,6 +82,13 @@ d = json.loads(sys.stdin.read()); print("ms_per_step", d["ms_per_step"])
 for c in d["profile_categories"]: print("%-20s %6d calls %8.2f ms" % (c["name"], c["calls"], c["gpu_ms"]))
 for k in d["profile"][:25]: print("%8.2f ms %5d  %s" % (k["self_ms"], k["calls"], k["name"][:160]))
 print("-- by launching operator (input shapes, autograd node)")
+for k in d.get("profile_by_op", []): print("%8.2f ms %5d  %s" % (k["gpu_ms"], k["calls"], k["name"][:200]))' 2>&1 | tee -a "$S"
+note "the same step with explicit attention products (--attention explicit; by launching operator)"
+timeout 100 build-gpu/qa-train bench --json --shape flan-t5-base --batch 32 --src-len 512 --tgt-len 64 --steps 2 \
+  --device cuda --precision bf16 --profile 30 --attention explicit > /tmp/profile-explicit.out 2> "$OUT/profile-explicit.txt"
+tail -1 /tmp/profile-explicit.out | "$PY" -c 'import sys, json
+d = json.loads(sys.stdin.read()); print("ms_per_step", d["ms_per_step"])
+for c in d["profile_categories"]: print("%-20s %6d calls %8.2f ms" % (c["name"], c["calls"], c["gpu_ms"]))
 for k in d.get("profile_by_op", []): print("%8.2f ms %5d  %s" % (k["gpu_ms"], k["calls"], k["name"][:200]))' 2>&1 | tee -a "$S"
 
 note "CUDA vs CPU: eval of the Hugging Face fixture on data/validation.jsonl"
@@ -120,8 +131,12 @@ def load(side, shape):
 print("| shape | qa-train ms/step (eager / graphs) | HF ms/step | train ratio (eager / graphs) | MFU (eager / graphs) | gen ratio | peak MiB qa (eager / graphs) / HF |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for shape in ("flan-t5-base", "flan-t5-small"):
-    q, g, h, s = load("qa", shape), load("qag", shape), load("hf", shape), load("qas", shape)
-    print("%s eager, separate projections: %s ms/step, MFU %s, generation %s tokens/s" % (shape, s.get("ms_per_step"), s.get("mfu"), s.get("gen_tokens_per_sec")))
+    q, g, h = load("qa", shape), load("qag", shape), load("hf", shape)
+    for v, what in (("qas", "eager, separate projections"), ("qae", "eager, explicit attention"), ("qaeg", "graphs, explicit attention")):
+        d = load(v, shape)
+        if "ms_per_step" in d:
+            print("%s %s: %.1f ms/step (%.2fx HF), MFU %.3f, generation %.0f tokens/s" % (shape, what, d["ms_per_step"],
+                  h.get("ms_per_step", float("nan")) / d["ms_per_step"], d["mfu"], d["gen_tokens_per_sec"]))
     f = lambda d, k, fmt="%.1f": fmt % d[k] if k in d else "-"
     r = lambda d: "%.2fx" % (h["ms_per_step"] / d["ms_per_step"]) if "ms_per_step" in d and "ms_per_step" in h else "-"
     gen = "%.2fx" % (q["gen_tokens_per_sec"] / h["gen_tokens_per_sec"]) if "gen_tokens_per_sec" in q and "gen_tokens_per_sec" in h else "-"

@@ -71,7 +71,10 @@ nlohmann::json run_bench(const BenchOptions& o) {
   T5Model model(c);
   model->init_weights(0);
   model->to(device);
-  const bool sdpa = model->use_sdpa(device.is_cuda());
+  if (o.attention != "auto" && o.attention != "fused" && o.attention != "explicit") {
+    throw Error("bench: --attention must be auto, fused or explicit, not '" + o.attention + "'", ExitCode::kUsage);
+  }
+  const bool sdpa = model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);
   if (o.stacked_projections == "on" || o.stacked_projections == "off") {

@@ -11,6 +11,7 @@
 #include "qa/model/fused_gated_gelu.hpp"
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
+#include "qa/model/stacked_gated_gelu.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -32,27 +33,39 @@ bool stacks(StackedProjections s, const torch::Tensor& x) {
          (s == StackedProjections::kAuto && x.is_cuda() && torch::GradMode::is_enabled());
 }
 
-// x times each layer's weight; where `stacked`, as one product with the weights stacked into one
-// [sum of outputs, in] matrix, the result split into views. Under autocast the stack is made of the
-// weights' cached low-precision copies (a third of the bytes of stacking fp32 and casting the stack).
-std::vector<torch::Tensor> project_all(std::initializer_list<const torch::nn::Linear*> layers, const torch::Tensor& x,
-                                       bool stacked) {
-  for (const auto* l : layers) stacked = stacked && !(*l)->bias.defined();  // T5 has no biases
-  std::vector<torch::Tensor> out;
-  if (!stacked) {
-    for (const auto* l : layers) out.push_back(project(*l, x));
-    return out;
+using Layers = std::initializer_list<const torch::nn::Linear*>;
+
+bool stackable(Layers layers) {
+  for (const auto* l : layers) {
+    if ((*l)->bias.defined()) return false;  // T5 has no biases
   }
+  return true;
+}
+
+// x times the layers' weights stacked into one [sum of outputs, in] matrix: [..., sum of outputs].
+// Under autocast the stack is made of the weights' cached low-precision copies (a third of the bytes
+// of stacking fp32 and casting the stack).
+torch::Tensor stacked_product(Layers layers, const torch::Tensor& x) {
   const auto device = x.device().type();
   const auto autocast = compat::autocast_state(device);
   std::vector<torch::Tensor> weights;
-  std::vector<int64_t> rows;
   for (const auto* l : layers) {
     const auto& w = (*l)->weight;
     weights.push_back(autocast.enabled ? at::autocast::cached_cast(autocast.dtype, w, device) : w);
-    rows.push_back(w.size(0));
   }
-  return torch::linear(x, torch::cat(weights)).split_with_sizes(rows, -1);
+  return torch::linear(x, torch::cat(weights));
+}
+
+// x times each layer's weight; where `stacked`, as one product (stacked_product) split into views.
+std::vector<torch::Tensor> project_all(Layers layers, const torch::Tensor& x, bool stacked) {
+  if (stacked && stackable(layers)) {
+    std::vector<int64_t> rows;
+    for (const auto* l : layers) rows.push_back((*l)->weight.size(0));
+    return stacked_product(layers, x).split_with_sizes(rows, -1);
+  }
+  std::vector<torch::Tensor> out;
+  for (const auto* l : layers) out.push_back(project(*l, x));
+  return out;
 }
 
 torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
@@ -198,10 +211,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     if (!out.defined()) out = compat::scaled_dot_product_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
     return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
   }
-  // Scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under bf16 the
-  // small score differences that content-based attention starts from, and their gradients, would
-  // otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again.
-  auto scores = to_float(stack_product(queries, keys.transpose(2, 3)));
+  // On the CPU, scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under
+  // bf16 the small score differences that content-based attention starts from, and their gradients,
+  // would otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again. On CUDA
+  // they stay in the products' type, as the fused kernels keep them (bias in bf16, softmax summing in
+  // fp32): fp32 [B, H, Q, K] passes would double the traffic of what is there a memory-bound step.
+  auto scores = widen(stack_product(queries, keys.transpose(2, 3)));
   if (bias.defined()) scores = scores + bias;
   auto weights = torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
@@ -236,10 +251,15 @@ torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h;
   if (gated_) {
-    const auto ab = project_all({&wi_0, &wi_1}, x, stacks(stacked_, x));
-    const auto &a = ab[0], &b = ab[1];
-    // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
-    h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
+    const bool stacked = stacks(stacked_, x) && stackable({&wi_0, &wi_1});
+    if (stacked && (tanh_gelu_ || act_fn_ == "gelu")) {  // its backward fills the stacked gradient in place
+      h = stacked_gated_gelu(stacked_product({&wi_0, &wi_1}, x), tanh_gelu_ ? "tanh" : "none");
+    } else {
+      const auto ab = project_all({&wi_0, &wi_1}, x, stacked);
+      const auto &a = ab[0], &b = ab[1];
+      // On the CPU Flan-T5's gated-gelu is one pass, in the products' type (bf16 under autocast: wo takes it as is).
+      h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
+    }
   } else {
     h = act(widen(project(wi, x)));
   }
@@ -416,10 +436,10 @@ bool T5ModelImpl::use_sdpa(bool on) {
 // instead of once per layer, and its gradients from the layers add up in that dtype (the kernels
 // return them in it anyway).
 torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias, int64_t batch, int64_t queries) const {
-  if (!sdpa_) return bias;  // explicit products add the fp32 bias to fp32 scores
+  if (!sdpa_ && !bias.is_cuda()) return bias;  // explicit products on the CPU add the fp32 bias to fp32 scores
   const auto autocast = compat::autocast_state(bias.device().type());
   const torch::Tensor b = autocast.enabled ? bias.to(autocast.dtype) : bias;
-  if (!bias.is_cuda() || !efficient_attention_usable()) return b;
+  if (!sdpa_ || !bias.is_cuda() || !efficient_attention_usable()) return b;
   return compat::efficient_attention_bias(b, batch, config_.num_heads, queries, b.size(-1));
 }
 

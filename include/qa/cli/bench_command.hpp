@@ -22,6 +22,7 @@ struct BenchOptions {
   int64_t profile_rows = 0;  // > 0: profile one more step: top ops by self time (CPU), top kernels by GPU time (CUDA)
   bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
   bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
+  std::string attention = "auto";  // auto (fused kernels on CUDA, explicit products on the CPU) | fused | explicit
   std::string stacked_projections = "auto";  // auto | on | off: see StackedProjections (model/t5.hpp)
 };
 

@@ -198,7 +198,8 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   const T5Config& config() const { return config_; }
 
   // Every attention layer through at::scaled_dot_product_attention when `on` and this LibTorch has
-  // it (>= 2.1; fused memory-efficient kernels on CUDA); returns whether it is now in use.
+  // it (>= 2.1; fused memory-efficient kernels on CUDA); returns whether it is now in use. Otherwise
+  // explicit products and softmax: in fp32 on the CPU (as Hugging Face), in the products' dtype on CUDA.
   bool use_sdpa(bool on);
 
   // See StackedProjections; kAuto unless a test or benchmark says otherwise.
