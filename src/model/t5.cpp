@@ -218,7 +218,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // fp32): fp32 [B, H, Q, K] passes would double the traffic of what is there a memory-bound step.
   auto scores = widen(stack_product(queries, keys.transpose(2, 3)));
   if (bias.defined()) scores = scores + bias;
-  auto weights = torch::softmax(scores, -1);
+  // at::_softmax, not softmax: CUDA autocast runs softmax in fp32, casting [B, H, Q, K] both ways.
+  auto weights = scores.is_cuda() ? at::_softmax(scores, -1, /*half_to_float=*/false) : torch::softmax(scores, -1);
   weights = maybe_dropout(weights, dropout_, is_training());
   // [B, H, Q, d_kv], laid out as [B, Q, H, d_kv] where batched_matmul runs: the reshape below is then a view
   auto out = stack_product(weights, values, queries);
