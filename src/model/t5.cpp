@@ -28,11 +28,6 @@ torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return torch::linear(x, layer->weight, layer->bias);
 }
 
-bool stacks(StackedProjections s, const torch::Tensor& x) {
-  return s == StackedProjections::kOn ||
-         (s == StackedProjections::kAuto && x.is_cuda() && torch::GradMode::is_enabled());
-}
-
 using Layers = std::initializer_list<const torch::nn::Linear*>;
 
 bool stackable(Layers layers) {
@@ -107,6 +102,10 @@ torch::Tensor additive_causal_mask(int64_t t, const torch::Device& device) {
 
 }  // namespace
 
+bool stacks_projections(StackedProjections s, const torch::Device& device, bool training) {
+  return s == StackedProjections::kOn || (s == StackedProjections::kAuto && device.is_cuda() && training);
+}
+
 bool efficient_attention_usable() { return compat::kHasEfficientAttention && !efficient_attention_refused.load(); }
 
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
@@ -161,7 +160,7 @@ torch::Tensor AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64_t
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& kv, const torch::Tensor& bias,
                                      KVCache* cache, bool append_to_cache) {
   const int64_t batch = x.size(0), q_len = x.size(1);
-  const bool stacked = stacks(stacked_, x);
+  const bool stacked = stacks_projections(stacked_, x.device(), is_training());
   torch::Tensor queries, keys, values;
   if (cache && !append_to_cache) {
     queries = split_heads(project(q, x));
@@ -252,7 +251,7 @@ torch::Tensor FeedForwardImpl::act(const torch::Tensor& x) const {
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h;
   if (gated_) {
-    const bool stacked = stacks(stacked_, x) && stackable({&wi_0, &wi_1});
+    const bool stacked = stacks_projections(stacked_, x.device(), is_training()) && stackable({&wi_0, &wi_1});
     if (stacked && (tanh_gelu_ || act_fn_ == "gelu")) {  // its backward fills the stacked gradient in place
       h = stacked_gated_gelu(stacked_product({&wi_0, &wi_1}, x), tanh_gelu_ ? "tanh" : "none");
     } else {

@@ -82,6 +82,17 @@ TEST(StackedProjections, SameLogitsAndGradientsAsSeparateProductsOnCuda) {
   EXPECT_TRUE(!compat::kHasEfficientAttention || efficient_attention_usable());
 }
 
+// kAuto stacks on CUDA in training mode, whatever the grad mode (activation checkpointing runs a block
+// without grad, then again with grad: both must compute alike), and nowhere else.
+TEST(StackedProjections, AutoStacksOnCudaInTrainingMode) {
+  const torch::Device cuda(torch::kCUDA, 0), cpu(torch::kCPU);
+  EXPECT_TRUE(stacks_projections(StackedProjections::kAuto, cuda, /*training=*/true));
+  EXPECT_FALSE(stacks_projections(StackedProjections::kAuto, cuda, /*training=*/false));
+  EXPECT_FALSE(stacks_projections(StackedProjections::kAuto, cpu, /*training=*/true));
+  EXPECT_TRUE(stacks_projections(StackedProjections::kOn, cpu, false));
+  EXPECT_FALSE(stacks_projections(StackedProjections::kOff, cuda, true));
+}
+
 // kAuto leaves the CPU's products separate (bit for bit what kOff computes).
 TEST(StackedProjections, AutoKeepsTheCpuProductsSeparate) {
   const Pass automatic = run(StackedProjections::kAuto, true), separate = run(StackedProjections::kOff, true);

@@ -28,11 +28,14 @@ TORCH_MODULE(RMSNorm);
 
 // Whether the products of one input with several weights (self-attention's q, k, v; cross-attention's
 // k, v; the gated feed-forward's wi_0, wi_1) run as one product with the weights stacked. Same values
-// up to the products' summation order. kAuto stacks them on CUDA while grad mode is on: there the
-// input is cast to bf16 once instead of once per weight, and its gradient is one product instead of a
-// sum of several, each cast back to fp32 (~15% of an encoder layer's element-wise traffic); elsewhere
-// (the CPU, generation) stacking the weights at each call would cost more than it saves.
+// up to the products' summation order. kAuto stacks them on CUDA in training mode: there the input is
+// cast to bf16 once instead of once per weight, and its gradient is one product instead of a sum of
+// several, each cast back to fp32 (~15% of an encoder layer's element-wise traffic); elsewhere (the
+// CPU; evaluation and generation, which stack nothing per token) stacking the weights at each call
+// would cost more than it saves. Training mode, not grad mode: activation checkpointing runs a block
+// without grad and recomputes it with grad, and both must compute the same way.
 enum class StackedProjections { kAuto, kOn, kOff };
+bool stacks_projections(StackedProjections s, const torch::Device& device, bool training);
 
 // Keys and values of one attention layer kept across decoding steps.
 struct KVCache {
