@@ -5,16 +5,15 @@
 #include <cmath>
 
 #include "../support/tiny_model.hpp"
+#include "../support/tiny_pass.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
 namespace {
 
-struct Pass {
-  torch::Tensor logits;
-  std::vector<torch::Tensor> grads;
-};
+using Pass = test::TinyPass;
+using test::rel_err;
 
 // On CUDA the heads are 8 wide (the memory-efficient kernel wants 16-byte rows), and the encoder's
 // learned bias goes through compat::efficient_attention with 6 keys padded to 16.
@@ -26,22 +25,7 @@ Pass run(bool sdpa, bool bf16, torch::Device device = torch::kCPU) {
   m->to(device);
   m->train();  // dropout 0 in the tiny config: deterministic
   EXPECT_EQ(m->use_sdpa(sdpa), sdpa);
-  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}, {10, 11, 1, 0, 0, 0}}, torch::kLong).to(device);
-  auto mask = (ids != 0).to(torch::kLong);
-  auto dec = torch::tensor({{0, 12, 13}, {0, 14, 1}}, torch::kLong).to(device);
-  Pass p;
-  {
-    compat::AutocastScope scope(device, bf16);
-    p.logits = m->forward(ids, mask, dec).to(torch::kFloat);
-  }
-  p.logits.pow(2).mean().backward();
-  for (const auto& t : m->parameters()) p.grads.push_back(t.grad().cpu().clone());
-  p.logits = p.logits.detach().cpu();
-  return p;
-}
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
+  return test::tiny_pass(m, device, bf16);
 }
 
 // All gradients as one vector: |a - b| / |b| in L2.

@@ -2,9 +2,8 @@
 // compute what the separate products compute, with fewer casts of their input under autocast.
 #include <gtest/gtest.h>
 
-#include <cmath>
-
 #include "../support/tiny_model.hpp"
+#include "../support/tiny_pass.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -12,11 +11,10 @@
 namespace qa {
 namespace {
 
-struct Pass {
-  torch::Tensor logits;
-  std::vector<torch::Tensor> grads;
+struct Pass : test::TinyPass {
   int64_t casts = 0;  // aten::_to_copy calls in the forward pass
 };
+using test::rel_err;
 
 // 3 heads of 4 (CUDA: 8, for the memory-efficient kernel): q, k, v are 12 wide, d_model 16, d_ff 24,
 // so a wrong split size or order shows. The source is padded, the decoder causal.
@@ -29,26 +27,15 @@ Pass run(StackedProjections s, bool bf16, torch::Device device = torch::kCPU) {
   m->train();  // dropout 0 in the tiny config: deterministic
   m->use_sdpa(device.is_cuda());
   m->set_stacked_projections(s);
-  auto ids = torch::tensor({{5, 6, 7, 8, 9, 1}, {10, 11, 1, 0, 0, 0}}, torch::kLong).to(device);
-  auto mask = (ids != 0).to(torch::kLong);
-  auto dec = torch::tensor({{0, 12, 13}, {0, 14, 1}}, torch::kLong).to(device);
-  Pass p;
-  {
-    compat::AutocastScope scope(device, bf16);
+  int64_t casts = 0;
+  const auto pass = test::tiny_pass(m, device, bf16, [&](const std::function<void()>& forward) {
     OpProfiler profiler;
     profiler.start();
-    p.logits = m->forward(ids, mask, dec).to(torch::kFloat);
+    forward();
     for (const auto& op : profiler.stop())
-      if (op.name == "aten::_to_copy") p.casts += op.calls;
-  }
-  p.logits.pow(2).mean().backward();
-  for (const auto& t : m->parameters()) p.grads.push_back(t.grad().cpu().clone());
-  p.logits = p.logits.detach().cpu();
-  return p;
-}
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
+      if (op.name == "aten::_to_copy") casts += op.calls;
+  });
+  return {pass, casts};
 }
 
 void expect_same_as_separate(torch::Device device) {
