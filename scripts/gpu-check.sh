@@ -61,9 +61,7 @@ for shape in flan-t5-base flan-t5-small; do
     case $side in
       qa) cmd=(build-gpu/qa-train bench --json) ;;
       qas) cmd=(build-gpu/qa-train bench --json --stacked-projections off) ;;
-      qae) cmd=(build-gpu/qa-train bench --json --attention explicit) ;;
       qag) cmd=(build-gpu/qa-train bench --json --cuda-graphs) ;;
-      qaeg) cmd=(build-gpu/qa-train bench --json --cuda-graphs --attention explicit) ;;
       hf) cmd=("$PY" bench/hf_reference.py) ;;
     esac
     echo "--- $side $shape" >> "$OUT/bench.log"
