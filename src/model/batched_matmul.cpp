@@ -1,6 +1,7 @@
 #include "qa/model/batched_matmul.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -173,6 +174,7 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b) {
 bool batched_matmul_calls_blas() { return blas_sgemm() != nullptr; }
 
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout) {
+  RECORD_FUNCTION("qa::batched_matmul", std::vector<c10::IValue>());  // its BLAS calls are no LibTorch operator
   std::vector<int64_t> out_strides;
   if (out_layout.defined()) {
     const auto sizes = result_sizes(a, b);

@@ -6,10 +6,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "qa/cli/bench_command.hpp"
+#include "qa/model/batched_matmul.hpp"
 
 namespace qa {
 namespace {
@@ -51,6 +53,22 @@ TEST(OpProfile, BenchReportsTheTopOpsOfAStep) {
   for (const auto& op : r.at("profile")) sum += op.at("self_ms").get<double>();
   EXPECT_GT(sum, 0.0);
   EXPECT_NE(r.at("profile_table").get<std::string>().find("aten::"), std::string::npos);
+}
+
+// qa-train's own CPU kernels (no LibTorch operators) are named in the profile, not left in
+// "(outside any operator)": the AdamW step, RMSNorm, attention's products.
+TEST(OpProfile, OwnCpuKernelsAreNamed) {
+  BenchOptions o;
+  o.shape = "demo";
+  o.batch = 2, o.src_len = 16, o.tgt_len = 4, o.steps = 1, o.threads = 1, o.profile_rows = 100000;
+  const auto r = run_bench(o);
+  std::set<std::string> names;
+  for (const auto& op : r.at("profile")) names.insert(op.at("name").get<std::string>());
+  std::vector<std::string> own = {"qa::adamw_step_cpu", "qa::fused_rms_norm"};
+  if (batched_matmul_calls_blas()) own.push_back("qa::batched_matmul");  // else too small to apply here
+  for (const auto& name : own) {
+    EXPECT_EQ(names.count(name), 1u) << name << " missing from\n" << r.at("profile_table").get<std::string>();
+  }
 }
 
 }  // namespace
