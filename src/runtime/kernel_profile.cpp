@@ -92,29 +92,27 @@ KernelProfile KernelProfiler::stop() {
   for (auto& [thread, nodes] : nodes_by_thread) {
     std::sort(nodes.begin(), nodes.end(), [](const HostOp& a, const HostOp& b) { return a.when.begin < b.when.begin; });
   }
-  static const std::vector<HostOp> kNone;
+  // The label of the operator that launched a kernel (its linked correlation id).
+  const auto launched_by = [&](const prof::KinetoEvent& kernel) -> std::string {
+    const auto op = ops.find(kernel.linkedCorrelationId());
+    if (op == ops.end()) return "(no operator) " + kernel.name();
+    const auto nodes = nodes_by_thread.find(op->second.thread);
+    const std::string node = nodes == nodes_by_thread.end() ? "" : enclosing_node(nodes->second, op->second);
+    return launching_op_label(op->second.name, op->second.shapes, node);
+  };
   std::map<std::string, OpTime> by_name, by_op;
+  const auto add = [](std::map<std::string, OpTime>& tally, const std::string& key, double ms) {
+    OpTime& t = tally[key];
+    t.name = key;
+    ++t.calls;
+    t.self_ms += ms;
+    t.total_ms = t.self_ms;
+  };
   for (const auto& e : result->events()) {
     if (e.deviceType() != c10::DeviceType::CUDA) continue;
     const double ms = event_ms(e);
-    for (auto* tally : {&by_name, &by_op}) {
-      std::string key = e.name();
-      if (tally == &by_op) {
-        const auto it = ops.find(e.linkedCorrelationId());
-        if (it == ops.end()) {
-          key = "(no operator) " + key;
-        } else {
-          const auto n = nodes_by_thread.find(it->second.thread);
-          key = launching_op_label(it->second.name, it->second.shapes,
-                                   enclosing_node(n == nodes_by_thread.end() ? kNone : n->second, it->second));
-        }
-      }
-      OpTime& t = (*tally)[key];
-      t.name = key;
-      ++t.calls;
-      t.self_ms += ms;
-      t.total_ms = t.self_ms;
-    }
+    add(by_name, e.name(), ms);
+    add(by_op, launched_by(e), ms);
   }
   return {by_self_time(std::move(by_name)), by_self_time(std::move(by_op))};
 }

@@ -11,8 +11,6 @@
 
 namespace qa {
 
-// Records every kernel, copy and fill the GPU runs between start() and stop(). Kernels replayed from
-// a CUDA graph may not be listed one by one; profile eager steps. Not reentrant.
 struct KernelProfile {
   std::vector<OpTime> kernels;  // by kernel name (calls, GPU time in self_ms), largest first
   // The same GPU time by the operator that launched it: "aten::add_ [16384, 768] [16384, 768]", its
@@ -21,6 +19,8 @@ struct KernelProfile {
   std::vector<OpTime> by_op;
 };
 
+// Records every kernel, copy and fill the GPU runs between start() and stop(). Kernels replayed from
+// a CUDA graph may not be listed one by one; profile eager steps. Not reentrant.
 class KernelProfiler {
  public:
   void start();  // throws qa::Error when this LibTorch has no Kineto/CUPTI
