@@ -2,12 +2,12 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <limits>
 #include <optional>
 
+#include "qa/runtime/blas.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -37,18 +37,6 @@ std::vector<int64_t> result_sizes(const torch::Tensor& a, const torch::Tensor& b
   return sizes;
 }
 
-// The Fortran BLAS sgemm that LibTorch's own CPU products call, declared as LibTorch declares it. Found
-// in the process at first use rather than linked: it is LibTorch's dependency (libblas.so.3, OpenBLAS
-// here), not ours. Where the process has none (a LibTorch with MKL linked in and hidden), products go
-// through at::mm_out instead.
-using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                       const float* beta, float* c, const int* ldc);
-Sgemm blas_sgemm() {
-  static const Sgemm fn = reinterpret_cast<Sgemm>(::dlsym(RTLD_DEFAULT, "sgemm_"));
-  return fn;
-}
-
 // How one matrix of a stack is read in row-major terms: as stored ('N', rows `ld` apart) or as the
 // transpose of a row-major matrix ('T', a column-major one). Strides of size-1 dimensions do not
 // matter and are replaced by the smallest leading dimension the BLAS accepts.
@@ -69,9 +57,7 @@ std::optional<RowMajor> row_major(const torch::Tensor& t) {
 // fit its ints: no tensor views, selects or dispatch per matrix (~10 us each through at::mm_out, as much
 // as a 64 x 32 x 64 product takes). Returns false, having done nothing, otherwise.
 bool stacked_products_blas(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out, int64_t count) {
-  const Sgemm sgemm = blas_sgemm();
-  if (!sgemm) return false;
-  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the BLAS gets B before A, N before M.
+  if (!blas_sgemm_available()) return false;
   // A column-major result is computed as its row-major transpose, out^T = b^T a^T.
   const auto lout = row_major(out);
   const bool transposed = !lout || lout->trans == 'T';
@@ -86,16 +72,16 @@ bool stacked_products_blas(const torch::Tensor& a, const torch::Tensor& b, const
     if (v > kMaxInt) return false;
   const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
   const int lda = static_cast<int>(la->ld), ldb = static_cast<int>(lb->ld), ldc = static_cast<int>(lc->ld);
-  const float one = 1.0f, zero = 0.0f;
+  const bool ta = la->trans == 'T', tb = lb->trans == 'T';
   const float* pa = lhs.data_ptr<float>();
   const float* pb = rhs.data_ptr<float>();
   float* pc = c.data_ptr<float>();
-  // Inside a parallel region the BLAS runs single-threaded (OpenBLAS and oneDNN check for it), so each
-  // task is one whole product; grain 1 hands the matrices out evenly.
+  // Inside a parallel region the BLAS runs single-threaded, so each task is one whole product; grain 1
+  // hands the matrices out evenly.
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      sgemm(&lb->trans, &la->trans, &in, &im, &ik, &one, pb + matrix_offset(rhs, i), &ldb, pa + matrix_offset(lhs, i),
-            &lda, &zero, pc + matrix_offset(c, i), &ldc);
+      sgemm_row_major(ta, tb, im, in, ik, 1.0f, pa + matrix_offset(lhs, i), lda, pb + matrix_offset(rhs, i), ldb, 0.0f,
+                      pc + matrix_offset(c, i), ldc);
     }
   });
   return true;
@@ -171,7 +157,7 @@ bool batched_matmul_applies(const torch::Tensor& a, const torch::Tensor& b) {
   return batched_matmul_calls_blas() || a.size(-2) * a.size(-1) * b.size(-1) >= kMinMultiplyAddsThroughAten;
 }
 
-bool batched_matmul_calls_blas() { return blas_sgemm() != nullptr; }
+bool batched_matmul_calls_blas() { return blas_sgemm_available(); }
 
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& out_layout) {
   RECORD_FUNCTION("qa::batched_matmul", std::vector<c10::IValue>());  // its BLAS calls are no LibTorch operator

@@ -1,0 +1,20 @@
+// The Fortran BLAS sgemm that LibTorch's own CPU products call (libblas.so.3: OpenBLAS, or the
+// reference BLAS), for qa-train's kernels that run one whole matrix product per thread: a direct call
+// costs no tensor views, selects or dispatch (~10 us each through at::mm_out, as long as a 64 x 32 x 64
+// product takes). Found in the process at first use rather than linked: it is LibTorch's dependency,
+// not ours. Called inside a parallel region, OpenBLAS and oneDNN run single-threaded.
+#pragma once
+
+namespace qa {
+
+// Whether the process has it. Where it has none (a LibTorch with MKL linked in and hidden), callers
+// take LibTorch's operators instead.
+bool blas_sgemm_available();
+
+// Row-major C = alpha op(A) op(B) + beta C, with op(A) m x k and op(B) k x n; op transposes where
+// trans_a / trans_b is set (A is then stored k x m). lda, ldb, ldc: row strides in elements. Only
+// when blas_sgemm_available().
+void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                     const float* b, int ldb, float beta, float* c, int ldc);
+
+}  // namespace qa
