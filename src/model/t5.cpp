@@ -8,6 +8,7 @@
 
 #include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/batched_matmul.hpp"
+#include "qa/model/fused_attention.hpp"
 #include "qa/model/fused_gated_gelu.hpp"
 #include "qa/model/fused_rms_norm.hpp"
 #include "qa/model/relative_position.hpp"
@@ -209,6 +210,10 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
     if (!out.defined()) out = compat::scaled_dot_product_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
     return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+  }
+  if (fused_cpu_ && fused_attention_applies(queries, keys, values, bias)) {
+    const auto out = fused_attention(queries, keys, values, bias, is_training() ? dropout_ : 0.0);
+    return project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_}));
   }
   // On the CPU, scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under
   // bf16 the small score differences that content-based attention starts from, and their gradients,
@@ -441,6 +446,12 @@ torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias, int64_t bat
   const torch::Tensor b = autocast.enabled ? bias.to(autocast.dtype) : bias;
   if (!sdpa_ || !bias.is_cuda() || !efficient_attention_usable()) return b;
   return compat::efficient_attention_bias(b, batch, config_.num_heads, queries, b.size(-1));
+}
+
+void T5ModelImpl::set_fused_cpu_attention(bool on) {
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_fused_cpu_attention(on);
+  }
 }
 
 void T5ModelImpl::set_stacked_projections(StackedProjections s) {

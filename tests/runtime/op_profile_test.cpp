@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qa/cli/bench_command.hpp"
-#include "qa/model/batched_matmul.hpp"
+#include "qa/runtime/blas.hpp"
 
 namespace qa {
 namespace {
@@ -65,7 +65,7 @@ TEST(OpProfile, OwnCpuKernelsAreNamed) {
   std::set<std::string> names;
   for (const auto& op : r.at("profile")) names.insert(op.at("name").get<std::string>());
   std::vector<std::string> own = {"qa::adamw_step_cpu", "qa::fused_rms_norm"};
-  if (batched_matmul_calls_blas()) own.push_back("qa::batched_matmul");  // else too small to apply here
+  if (blas_sgemm_available()) own.push_back("qa::fused_attention");  // else separate operators
   for (const auto& name : own) {
     EXPECT_EQ(names.count(name), 1u) << name << " missing from\n" << r.at("profile_table").get<std::string>();
   }

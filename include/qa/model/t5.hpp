@@ -59,6 +59,8 @@ class AttentionImpl : public torch::nn::Module {
   // mask) instead of explicit products and softmax; see T5ModelImpl::use_sdpa.
   void set_use_sdpa(bool on) { use_sdpa_ = on; }
   void set_stacked_projections(StackedProjections s) { stacked_ = s; }
+  // See T5ModelImpl::set_fused_cpu_attention.
+  void set_fused_cpu_attention(bool on) { fused_cpu_ = on; }
 
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   torch::nn::Embedding relative_attention_bias{nullptr};
@@ -69,6 +71,7 @@ class AttentionImpl : public torch::nn::Module {
   bool bidirectional_;
   double dropout_;
   bool use_sdpa_ = false;
+  bool fused_cpu_ = true;
   StackedProjections stacked_ = StackedProjections::kAuto;
 };
 TORCH_MODULE(Attention);
@@ -207,6 +210,11 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
 
   // See StackedProjections; kAuto unless a test or benchmark says otherwise.
   void set_stacked_projections(StackedProjections s);
+
+  // Explicit attention in fp32 on the CPU as one pass per matrix (model/fused_attention) where it
+  // applies; off: separate products, bias addition and softmax. On unless a test or benchmark says
+  // otherwise. Not used through at::scaled_dot_product_attention (use_sdpa).
+  void set_fused_cpu_attention(bool on);
 
   // Activation checkpointing (Hugging Face's gradient_checkpointing): while training with grad mode
   // on and no KV cache, each block keeps only its inputs and recomputes its activations in the

@@ -1,0 +1,243 @@
+#include "qa/model/fused_attention.hpp"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <limits>
+#include <vector>
+
+#include "qa/model/vector_math.hpp"
+#include "qa/runtime/blas.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+constexpr int kLanes = 16;  // independent partial maxima and sums: lets the reductions vectorise
+
+// Softmax of one row in place, after adding the bias row (may be null). e^x below e^-87 is taken as 0,
+// so masked keys get exactly 0, as in softmax.
+QA_VECTOR_CLONES void softmax_row(float* x, const float* bias, int64_t n) {
+  if (bias) {
+    for (int64_t j = 0; j < n; ++j) x[j] += bias[j];
+  }
+  float lane_max[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane_max[l] = -std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane_max[l] = x[j + l] > lane_max[l] ? x[j + l] : lane_max[l];
+  }
+  float m = -std::numeric_limits<float>::infinity();
+  for (int l = 0; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  float lane_sum[kLanes] = {};
+  j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float d = x[j + l] - m;
+      const float e = vec::exp_clamped(d);
+      x[j + l] = d < -87.0f ? 0.0f : e;
+      lane_sum[l] += x[j + l];
+    }
+  }
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += lane_sum[l];
+  for (; j < n; ++j) {
+    const float d = x[j] - m;
+    const float e = vec::exp_clamped(d);
+    x[j] = d < -87.0f ? 0.0f : e;
+    sum += x[j];
+  }
+  const float scale = 1.0f / sum;
+  for (j = 0; j < n; ++j) x[j] *= scale;
+}
+
+// The softmax's backward for one row, in place: dp becomes p * (dp - sum_j p_j dp_j).
+QA_VECTOR_CLONES void softmax_backward_row(const float* p, float* dp, int64_t n) {
+  float lane_dot[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lane_dot[l] += p[j + l] * dp[j + l];
+  }
+  float dot = 0.0f;
+  for (int l = 0; l < kLanes; ++l) dot += lane_dot[l];
+  for (; j < n; ++j) dot += p[j] * dp[j];
+  for (j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - dot);
+}
+
+// Dropout of attention weights: out = x * keep * scale, keep 0 or 1 (out may be x).
+QA_VECTOR_CLONES void apply_keep(const float* x, const float* keep, float scale, float* out, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] = x[j] * keep[j] * scale;
+}
+
+// Where the (b, h) matrix of a [B, H, rows, cols] operand starts, and its row stride, for the BLAS:
+// innermost stride 1 (callers make it so), rows at least cols apart (a single row may have any stride).
+struct Matrices {
+  const float* data;
+  int64_t batch_stride, head_stride;
+  int ld;
+
+  explicit Matrices(const torch::Tensor& t)
+      : data(t.data_ptr<float>()),
+        batch_stride(t.stride(0)),
+        head_stride(t.stride(1)),
+        ld(static_cast<int>(t.size(2) == 1 ? std::max<int64_t>(t.size(3), 1) : t.stride(2))) {}
+  const float* at(int64_t b, int64_t h) const { return data + b * batch_stride + h * head_stride; }
+  float* mut(int64_t b, int64_t h) const { return const_cast<float*>(at(b, h)); }
+};
+
+// A BLAS-readable layout: innermost stride 1, and rows that do not overlap.
+bool blas_layout(const torch::Tensor& t) {
+  if (t.size(3) > 1 && t.stride(3) != 1) return false;
+  return t.size(2) == 1 || t.stride(2) >= std::max<int64_t>(t.size(3), 1);
+}
+torch::Tensor as_blas_layout(const torch::Tensor& t) { return blas_layout(t) ? t : t.contiguous(); }
+
+// The bias's row for query i of matrix (b, h), through its strides, 0 where it broadcasts.
+struct BiasRows {
+  const float* data = nullptr;
+  int64_t sb = 0, sh = 0, sq = 0;
+
+  BiasRows() = default;
+  explicit BiasRows(const torch::Tensor& t) : data(t.data_ptr<float>()) {
+    sb = t.size(0) == 1 ? 0 : t.stride(0);
+    sh = t.size(1) == 1 ? 0 : t.stride(1);
+    sq = t.size(2) == 1 ? 0 : t.stride(2);
+  }
+  const float* row(int64_t b, int64_t h, int64_t i) const { return data ? data + b * sb + h * sh + i * sq : nullptr; }
+};
+
+// [B, H, Q, D] with the strides of [B, Q, H, D]: heads merge back into [B, Q, H * D] as a view.
+torch::Tensor empty_heads_last(int64_t b, int64_t h, int64_t q, int64_t d, const torch::TensorOptions& options) {
+  return torch::empty_strided({b, h, q, d}, {q * h * d, d, h * d, 1}, options);
+}
+
+class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
+ public:
+  // has_bias: whether bias is an operand (autograd's apply takes no undefined tensors). keep: dropout's
+  // draws for the weights, 1 or 0 each, [B, H, Q, K], or empty without dropout; keep_scale = 1 / (1 - p).
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in, const torch::Tensor& k_in,
+                               const torch::Tensor& v_in, const torch::Tensor& bias_in, bool has_bias,
+                               const torch::Tensor& keep, double keep_scale) {
+    const auto q = as_blas_layout(q_in), k = as_blas_layout(k_in), v = as_blas_layout(v_in);
+    const torch::Tensor bias = has_bias && bias_in.size(3) > 1 && bias_in.stride(3) != 1 ? bias_in.contiguous() : bias_in;
+    const int64_t batch = q.size(0), heads = q.size(1), q_len = q.size(2), d = q.size(3), k_len = k.size(2);
+    // The attention weights, kept for the backward pass as the separate operators keep them.
+    auto probs = torch::empty({batch, heads, q_len, k_len}, q.options());
+    auto out = empty_heads_last(batch, heads, q_len, d, q.options());
+    const Matrices mq(q), mk(k), mv(v), mo(out);
+    const BiasRows rows = has_bias ? BiasRows(bias) : BiasRows();
+    float* p_all = probs.data_ptr<float>();
+    const float* keep_all = keep.numel() > 0 ? keep.data_ptr<float>() : nullptr;
+    const auto scale = static_cast<float>(keep_scale);
+    const int iq = static_cast<int>(q_len), ik = static_cast<int>(k_len), id = static_cast<int>(d);
+    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> dropped(keep_all ? q_len * k_len : 0);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / heads, h = t % heads;
+        float* p = p_all + t * q_len * k_len;
+        sgemm_row_major(false, true, iq, ik, id, 1.0f, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, 0.0f, p, ik);
+        for (int64_t i = 0; i < q_len; ++i) softmax_row(p + i * k_len, rows.row(b, h, i), k_len);
+        // The weights are kept undropped: the softmax's backward needs them.
+        const float* w = p;
+        if (keep_all) {
+          apply_keep(p, keep_all + t * q_len * k_len, scale, dropped.data(), q_len * k_len);
+          w = dropped.data();
+        }
+        sgemm_row_major(false, false, iq, id, ik, 1.0f, w, ik, mv.at(b, h), mv.ld, 0.0f, mo.mut(b, h), mo.ld);
+      }
+    });
+    ctx->save_for_backward({q, k, v, probs, keep});
+    ctx->saved_data["keep_scale"] = keep_scale;
+    ctx->saved_data["bias_sizes"] = has_bias ? bias_in.sizes().vec() : std::vector<int64_t>{};
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3], &keep = saved[4];
+    const auto g = as_blas_layout(grads[0]);
+    const int64_t batch = q.size(0), heads = q.size(1), q_len = q.size(2), d = q.size(3), k_len = k.size(2);
+    // Gradients in their inputs' layouts (empty_like keeps a dense view's strides): the heads'
+    // gradients then flow back through split_heads' views without copies.
+    auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    const auto bias_sizes = ctx->saved_data["bias_sizes"].toIntVector();
+    const bool bias_grad = !bias_sizes.empty() && ctx->needs_input_grad(3);
+    // The bias's gradient is the scores' gradient, summed over what the bias broadcasts over; kept
+    // whole only when it is needed, otherwise each thread reuses one matrix of scratch.
+    torch::Tensor dscores = bias_grad ? torch::empty({batch, heads, q_len, k_len}, q.options()) : torch::Tensor();
+    const Matrices mq(q), mk(k), mv(v), mg(g), mdq(dq), mdk(dk), mdv(dv);
+    const float* p_all = probs.data_ptr<float>();
+    float* ds_all = bias_grad ? dscores.data_ptr<float>() : nullptr;
+    const float* keep_all = keep.numel() > 0 ? keep.data_ptr<float>() : nullptr;
+    const auto scale = static_cast<float>(ctx->saved_data["keep_scale"].toDouble());
+    const int iq = static_cast<int>(q_len), ik = static_cast<int>(k_len), id = static_cast<int>(d);
+    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> scratch(ds_all ? 0 : q_len * k_len), dropped(keep_all ? q_len * k_len : 0);
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t b = t / heads, h = t % heads;
+        const float* p = p_all + t * q_len * k_len;
+        float* ds = ds_all ? ds_all + t * q_len * k_len : scratch.data();
+        const float* kp = keep_all ? keep_all + t * q_len * k_len : nullptr;
+        const float* w = p;  // the weights the forward pass multiplied the values with
+        if (kp) {
+          apply_keep(p, kp, scale, dropped.data(), q_len * k_len);
+          w = dropped.data();
+        }
+        // dV = W^T dO; dW = dO V^T, through the dropout to dP, then the softmax's backward turns it into dS in place
+        sgemm_row_major(true, false, ik, id, iq, 1.0f, w, ik, mg.at(b, h), mg.ld, 0.0f, mdv.mut(b, h), mdv.ld);
+        sgemm_row_major(false, true, iq, ik, id, 1.0f, mg.at(b, h), mg.ld, mv.at(b, h), mv.ld, 0.0f, ds, ik);
+        if (kp) apply_keep(ds, kp, scale, ds, q_len * k_len);
+        for (int64_t i = 0; i < q_len; ++i) softmax_backward_row(p + i * k_len, ds + i * k_len, k_len);
+        // dQ = dS K; dK = dS^T Q
+        sgemm_row_major(false, false, iq, id, ik, 1.0f, ds, ik, mk.at(b, h), mk.ld, 0.0f, mdq.mut(b, h), mdq.ld);
+        sgemm_row_major(true, false, ik, id, iq, 1.0f, ds, ik, mq.at(b, h), mq.ld, 0.0f, mdk.mut(b, h), mdk.ld);
+      }
+    });
+    torch::Tensor dbias;
+    if (bias_grad) dbias = dscores.sum_to_size(bias_sizes);
+    return {dq, dk, dv, dbias, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+bool fits_int(const torch::Tensor& t) {
+  for (int64_t i = 0; i < t.dim(); ++i)
+    if (t.size(i) > std::numeric_limits<int>::max() || t.stride(i) > std::numeric_limits<int>::max()) return false;
+  return true;
+}
+
+}  // namespace
+
+bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& bias) {
+  if (!blas_sgemm_available()) return false;
+  if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
+  for (const auto* t : {&q, &k, &v}) {
+    if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat || t->dim() != 4 || !fits_int(*t)) return false;
+  }
+  const int64_t batch = q.size(0), heads = q.size(1), q_len = q.size(2), k_len = k.size(2);
+  if (k.size(0) != batch || v.size(0) != batch || k.size(1) != heads || v.size(1) != heads) return false;
+  if (v.size(2) != k_len || k.size(3) != q.size(3) || v.size(3) != q.size(3)) return false;
+  if (batch * heads * q_len * k_len == 0 || q.size(3) == 0) return false;  // nothing to fuse; avoids k = 0 in the BLAS
+  if (!bias.defined()) return true;
+  if (!bias.device().is_cpu() || bias.scalar_type() != torch::kFloat || bias.dim() != 4 || bias.size(3) != k_len) return false;
+  const auto one_or = [](int64_t n, int64_t full) { return n == 1 || n == full; };
+  return one_or(bias.size(0), batch) && one_or(bias.size(1), heads) && one_or(bias.size(2), q_len);
+}
+
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& bias, double dropout) {
+  RECORD_FUNCTION("qa::fused_attention", std::vector<c10::IValue>());  // its BLAS calls are no LibTorch operator
+  TORCH_CHECK(fused_attention_applies(q, k, v, bias), "fused_attention: operands it does not handle (see fused_attention_applies)");
+  TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, "fused_attention: dropout must be in [0, 1), got ", dropout);
+  const bool has_bias = bias.defined();
+  // Drawn with LibTorch's generator, as torch::dropout draws (Bernoulli(1 - p) per weight).
+  const auto keep = dropout > 0.0 ? torch::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options()).bernoulli_(1.0 - dropout)
+                                  : torch::empty({0}, q.options());
+  return FusedAttentionFunction::apply(q, k, v, has_bias ? bias : torch::empty({0}), has_bias, keep, 1.0 / (1.0 - dropout));
+}
+
+}  // namespace qa

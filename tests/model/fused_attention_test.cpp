@@ -1,0 +1,252 @@
+// The fused CPU attention gives the separate operators' output and gradients (against a double
+// precision reference) for the encoder's, the decoder's and cross-attention's operands, keeps the
+// layouts the model relies on, and its bits do not depend on the thread count.
+#include "qa/model/fused_attention.hpp"
+
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "../support/tiny_model.hpp"
+#include "../support/tiny_pass.hpp"
+#include "qa/model/t5.hpp"
+#include "qa/runtime/blas.hpp"
+#include "qa/runtime/op_profile.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+constexpr float kLowest = std::numeric_limits<float>::lowest();
+
+// Heads split out of [B, L, H * D], as the model's split_heads does.
+torch::Tensor split_heads(const torch::Tensor& t, int64_t heads) {
+  return t.view({t.size(0), t.size(1), heads, t.size(2) / heads}).transpose(1, 2);
+}
+
+struct Operands {
+  torch::Tensor q, k, v;      // [B, L, H * D]
+  torch::Tensor learned_bias;  // [Bb, H, Q, K] or undefined: gets a gradient
+  torch::Tensor mask;          // additive, no gradient, or undefined
+  int64_t heads;
+};
+
+struct Result {
+  torch::Tensor out, dq, dk, dv, dbias;
+};
+
+// Output and gradients for a fixed output gradient; fused, or softmax(q k^T + bias) v in double.
+Result run(const Operands& o, const torch::Tensor& dout, bool fused) {
+  const auto leaf = [fused](const torch::Tensor& t) {
+    return t.defined() ? (fused ? t : t.to(torch::kDouble)).clone().requires_grad_(true) : t;
+  };
+  auto q = leaf(o.q), k = leaf(o.k), v = leaf(o.v), lb = leaf(o.learned_bias);
+  torch::Tensor bias = lb;
+  if (o.mask.defined()) {
+    const auto m = fused ? o.mask : o.mask.to(torch::kDouble);
+    bias = bias.defined() ? bias + m : m;
+  }
+  const auto qh = split_heads(q, o.heads), kh = split_heads(k, o.heads), vh = split_heads(v, o.heads);
+  torch::Tensor out;
+  if (fused) {
+    EXPECT_TRUE(fused_attention_applies(qh, kh, vh, bias));
+    out = fused_attention(qh, kh, vh, bias);
+  } else {
+    auto scores = torch::matmul(qh, kh.transpose(2, 3));
+    if (bias.defined()) scores = scores + bias;
+    out = torch::matmul(torch::softmax(scores, -1), vh);
+  }
+  out.backward(fused ? dout : dout.to(torch::kDouble));
+  return {out.detach(), q.grad(), k.grad(), v.grad(), lb.defined() ? lb.grad() : torch::Tensor()};
+}
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const char* what) {
+  ASSERT_TRUE(got.defined()) << what;
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const auto g = got.to(torch::kDouble);
+  const double err = (g - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-12);
+  EXPECT_LT(err, 2e-6) << what;
+}
+
+void expect_matches_reference(const Operands& o) {
+  const int64_t b = o.q.size(0), q_len = o.q.size(1), d = o.q.size(2) / o.heads;
+  const auto dout = torch::randn({b, o.heads, q_len, d});
+  const auto f = run(o, dout, true), r = run(o, dout, false);
+  expect_close(f.out, r.out, "output");
+  expect_close(f.dq, r.dq, "d queries");
+  expect_close(f.dk, r.dk, "d keys");
+  expect_close(f.dv, r.dv, "d values");
+  if (o.learned_bias.defined()) expect_close(f.dbias, r.dbias, "d bias");
+}
+
+// Padding: the last `padded` keys of row 0 masked with the lowest float, as the model's mask does.
+torch::Tensor padding_mask(int64_t batch, int64_t k_len, int64_t padded) {
+  auto keep = torch::ones({batch, k_len});
+  keep.index_put_({0, torch::indexing::Slice(k_len - padded, torch::indexing::None)}, 0.0);
+  return ((1.0 - keep) * kLowest).view({batch, 1, 1, k_len});
+}
+
+class FusedAttention : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!blas_sgemm_available()) GTEST_SKIP() << "no BLAS sgemm in this process: the model keeps separate operators";
+    torch::manual_seed(11);
+  }
+};
+
+TEST_F(FusedAttention, EncoderSelfAttentionWithPositionBiasAndPadding) {
+  const int64_t b = 3, l = 37, h = 4, d = 8;
+  // The encoder's bias: a learned [1, H, L, L] position bias plus the [B, 1, 1, L] padding mask.
+  expect_matches_reference({torch::randn({b, l, h * d}), torch::randn({b, l, h * d}), torch::randn({b, l, h * d}),
+                            torch::randn({1, h, l, l}), padding_mask(b, l, 5), h});
+}
+
+TEST_F(FusedAttention, FullPerBatchBiasAndBroadcastShapes) {
+  const int64_t b = 2, l = 19, h = 3, d = 16;
+  const auto x = [&] { return torch::randn({b, l, h * d}); };
+  expect_matches_reference({x(), x(), x(), torch::randn({b, h, l, l}), torch::Tensor(), h});  // [B, H, Q, K]
+  expect_matches_reference({x(), x(), x(), torch::randn({b, 1, l, l}), torch::Tensor(), h});  // shared by heads
+  expect_matches_reference({x(), x(), x(), torch::randn({1, h, 1, l}), torch::Tensor(), h});  // shared by queries
+  expect_matches_reference({x(), x(), x(), torch::Tensor(), torch::Tensor(), h});              // no bias
+}
+
+TEST_F(FusedAttention, CausalDecoderSelfAttention) {
+  const int64_t b = 2, t = 9, h = 2, d = 8;
+  const auto causal = torch::full({t, t}, kLowest).triu(1).view({1, 1, t, t});
+  expect_matches_reference({torch::randn({b, t, h * d}), torch::randn({b, t, h * d}), torch::randn({b, t, h * d}),
+                            torch::randn({1, h, t, t}), causal, h});
+}
+
+TEST_F(FusedAttention, CrossAttentionAndASingleQuery) {
+  const int64_t b = 3, t = 5, s = 23, h = 2, d = 8;
+  // Queries from the decoder over the encoder's keys, masked only: the bias has no gradient.
+  expect_matches_reference({torch::randn({b, t, h * d}), torch::randn({b, s, h * d}), torch::randn({b, s, h * d}),
+                            torch::Tensor(), padding_mask(b, s, 4), h});
+  // A decoding step: one query over the keys so far.
+  expect_matches_reference({torch::randn({b, 1, h * d}), torch::randn({b, s, h * d}), torch::randn({b, s, h * d}),
+                            torch::randn({1, h, 1, s}), torch::Tensor(), h});
+}
+
+TEST_F(FusedAttention, DropoutOfTheWeightsWithTheSameDraws) {
+  const int64_t b = 2, l = 21, h = 3, d = 8;
+  const double p = 0.25;
+  auto q = torch::randn({b, h, l, d}), k = torch::randn({b, h, l, d}), v = torch::randn({b, h, l, d});
+  auto bias = torch::randn({1, h, l, l});
+  const auto dout = torch::randn({b, h, l, d});
+  const auto leaves = [&](torch::ScalarType t) {
+    std::vector<torch::Tensor> out;
+    for (const auto& x : {q, k, v, bias}) out.push_back(x.to(t).clone().requires_grad_(true));
+    return out;
+  };
+  auto f = leaves(torch::kFloat);
+  torch::manual_seed(3);
+  auto fused = fused_attention(f[0], f[1], f[2], f[3], p);
+  fused.backward(dout);
+  // The reference draws the same Bernoulli(1 - p) weights from the same seed.
+  torch::manual_seed(3);
+  const auto keep = torch::empty({b, h, l, l}).bernoulli_(1.0 - p).to(torch::kDouble);
+  EXPECT_GT(keep.sum().item<double>(), 0.6 * keep.numel());
+  EXPECT_LT(keep.sum().item<double>(), 0.9 * keep.numel());
+  auto r = leaves(torch::kDouble);
+  const auto weights = torch::softmax(torch::matmul(r[0], r[1].transpose(2, 3)) + r[3], -1) * keep / (1.0 - p);
+  auto reference = torch::matmul(weights, r[2]);
+  reference.backward(dout.to(torch::kDouble));
+  expect_close(fused.detach(), reference.detach(), "output");
+  const char* names[] = {"d queries", "d keys", "d values", "d bias"};
+  for (int i = 0; i < 4; ++i) expect_close(f[i].grad(), r[i].grad(), names[i]);
+}
+
+TEST_F(FusedAttention, AFullyMaskedRowAveragesTheValuesAsSoftmaxDoes) {
+  const int64_t b = 1, l = 6, h = 1, d = 4;
+  auto q = torch::randn({b, h, l, d}), k = torch::randn({b, h, l, d}), v = torch::randn({b, h, l, d});
+  auto mask = torch::zeros({b, 1, l, l});
+  mask.index_put_({0, 0, 2}, kLowest);  // query 2 sees no key
+  const auto fused = fused_attention(q, k, v, mask);
+  const auto reference = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(2, 3)) + mask, -1), v);
+  EXPECT_TRUE(torch::allclose(fused, reference, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(fused[0][0][2], v[0][0].mean(0), 1e-5, 1e-6));
+  // Masked keys get exactly zero weight: changing their values changes nothing.
+  auto partly = torch::zeros({b, 1, 1, l});
+  partly.index_put_({0, 0, 0, 5}, kLowest);
+  auto v2 = v.clone();
+  v2.index_put_({0, 0, 5}, 1e6);
+  EXPECT_TRUE(torch::equal(fused_attention(q, k, v, partly), fused_attention(q, k, v2, partly)));
+}
+
+TEST_F(FusedAttention, KeepsTheLayoutsTheModelReliesOn) {
+  const int64_t b = 2, l = 7, h = 3, d = 4;
+  auto x = torch::randn({b, l, h * d}, torch::requires_grad());
+  const auto qh = split_heads(x, h);
+  auto out = fused_attention(qh, qh, qh, torch::Tensor());
+  // Merging the heads is a view: [B, H, Q, D] laid out as [B, Q, H, D].
+  EXPECT_TRUE(out.transpose(1, 2).is_contiguous());
+  out.sum().backward();
+  EXPECT_TRUE(x.grad().is_contiguous());
+  EXPECT_EQ(x.grad().sizes(), x.sizes());
+}
+
+TEST_F(FusedAttention, BitsDoNotDependOnTheThreadCount) {
+  const int64_t b = 2, l = 33, h = 3, d = 8;
+  const Operands o{torch::randn({b, l, h * d}), torch::randn({b, l, h * d}), torch::randn({b, l, h * d}),
+                   torch::randn({1, h, l, l}), padding_mask(b, l, 3), h};
+  const auto dout = torch::randn({b, h, l, d});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run(o, dout, true);
+  at::set_num_threads(2);
+  const auto two = run(o, dout, true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.out, two.out));
+  EXPECT_TRUE(torch::equal(one.dq, two.dq));
+  EXPECT_TRUE(torch::equal(one.dk, two.dk));
+  EXPECT_TRUE(torch::equal(one.dv, two.dv));
+  EXPECT_TRUE(torch::equal(one.dbias, two.dbias));
+}
+
+// The whole model (padded source, causal decoder, cross-attention) with the fused pass and with separate
+// operators: same logits and gradients, and the fused pass is what runs.
+TEST_F(FusedAttention, TheModelComputesTheSameWithSeparateOperators) {
+  const auto run = [](bool fused, int64_t* fused_calls) {
+    T5Model m(test::tiny_t5_config(40, /*num_heads=*/3));
+    m->init_weights(11);
+    m->train();  // dropout 0 in the tiny config: deterministic
+    m->set_fused_cpu_attention(fused);
+    return test::tiny_pass(m, torch::kCPU, /*bf16=*/false, [&](const std::function<void()>& forward) {
+      OpProfiler profiler;
+      profiler.start();
+      forward();
+      for (const auto& op : profiler.stop())
+        if (op.name == "qa::fused_attention") *fused_calls += op.calls;
+    });
+  };
+  int64_t calls_fused = 0, calls_separate = 0;
+  const auto fused = run(true, &calls_fused), separate = run(false, &calls_separate);
+  const auto c = test::tiny_t5_config(40, 3);
+  EXPECT_EQ(calls_fused, c.num_layers + 2 * c.num_decoder_layers);  // every attention of the model
+  EXPECT_EQ(calls_separate, 0);
+  EXPECT_LT(test::rel_err(fused.logits, separate.logits), 1e-5);
+  ASSERT_EQ(fused.grads.size(), separate.grads.size());
+  for (std::size_t i = 0; i < fused.grads.size(); ++i) {
+    EXPECT_LT(test::rel_err(fused.grads[i], separate.grads[i]), 1e-4) << "parameter " << i;
+  }
+}
+
+TEST_F(FusedAttention, AppliesOnlyToWhatItHandles) {
+  const auto t = torch::randn({2, 3, 5, 4}), keys = torch::randn({2, 3, 6, 4});
+  EXPECT_TRUE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 6})));
+  EXPECT_TRUE(fused_attention_applies(t, keys, keys, torch::Tensor()));
+  EXPECT_FALSE(fused_attention_applies(t.to(torch::kBFloat16), keys, keys, torch::Tensor()));  // fp32 only
+  EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 5})));            // bias over 5 keys, not 6
+  EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 2, 5, 6})));            // 2 heads, not 3 or 1
+  EXPECT_FALSE(fused_attention_applies(t, torch::randn({2, 3, 6, 5}), keys, torch::Tensor()));  // d_kv differs
+  EXPECT_FALSE(fused_attention_applies(t[0], keys[0], keys[0], torch::Tensor()));                // not [B, H, ., .]
+  EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 6}, torch::kDouble)));
+  compat::set_autocast_state(c10::DeviceType::CPU, {true, torch::kBFloat16});  // autocast chooses the products' dtype
+  const bool under_autocast = fused_attention_applies(t, keys, keys, torch::Tensor());
+  compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});
+  EXPECT_FALSE(under_autocast);
+}
+
+}  // namespace
+}  // namespace qa
