@@ -1,4 +1,4 @@
-// What the micro-benchmarks under bench/ share: integer options, and timing two ways of one thing
+// What the micro-benchmarks under bench/ share: integer options and flags, and timing two ways of one thing
 // alternately (first one then the other, then swapped), so that the machine's drift falls on both.
 #pragma once
 
@@ -14,9 +14,16 @@
 
 namespace qa::bench {
 
-// Reads --name value pairs into the given fields; exits 2 with a one-line message on anything else.
-inline void parse_options(int argc, char** argv, const char* program, const std::map<std::string, int64_t*>& fields) {
+// Reads --name value pairs into the given fields and --flag switches into the flags; exits 2 with a
+// one-line message on anything else.
+inline void parse_options(int argc, char** argv, const char* program, const std::map<std::string, int64_t*>& fields,
+                          const std::map<std::string, bool*>& flags = {}) {
   for (int i = 1; i < argc; i += 2) {
+    if (const auto flag = flags.find(argv[i]); flag != flags.end()) {  // takes no value
+      *flag->second = true;
+      --i;
+      continue;
+    }
     const auto it = fields.find(argv[i]);
     if (it == fields.end()) {
       std::fprintf(stderr, "%s: unknown option '%s'\n", program, argv[i]);

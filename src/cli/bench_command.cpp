@@ -10,6 +10,7 @@
 
 #include "qa/model/flops.hpp"
 #include "qa/model/t5.hpp"
+#include "qa/runtime/blas.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/kernel_profile.hpp"
 #include "qa/runtime/op_profile.hpp"
@@ -75,6 +76,9 @@ nlohmann::json run_bench(const BenchOptions& o) {
     throw Error("bench: --attention must be auto, fused or explicit, not '" + o.attention + "'", ExitCode::kUsage);
   }
   const bool sdpa = model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
+  // explicit: separate products, bias addition and softmax, also where the CPU would fuse them
+  model->set_fused_cpu_attention(o.attention != "explicit");
+  const bool fused_cpu = !sdpa && o.attention != "explicit" && !device.is_cuda() && !bf16 && blas_sgemm_available();
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);
   if (o.stacked_projections == "on" || o.stacked_projections == "off") {
@@ -195,7 +199,8 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
-          {"attention", !sdpa                                            ? "explicit"
+          {"attention", fused_cpu                                        ? "fused_cpu"
+                        : !sdpa                                            ? "explicit"
                         : device.is_cuda() && efficient_attention_usable() ? "memory_efficient_kernel"
                                                                            : "scaled_dot_product_attention"},
           {"activation_checkpointing", o.activation_checkpointing},
