@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -18,12 +19,9 @@ using torch::autograd::tensor_list;
 
 constexpr int kLanes = 16;  // independent partial maxima and sums: lets the reductions vectorise
 
-// Softmax of one row in place, after adding the bias row (may be null). e^x below e^-87 is taken as 0,
-// so masked keys get exactly 0, as in softmax.
-QA_VECTOR_CLONES void softmax_row(float* x, const float* bias, int64_t n) {
-  if (bias) {
-    for (int64_t j = 0; j < n; ++j) x[j] += bias[j];
-  }
+// Softmax of one row in place. e^x below e^-87 is taken as 0, so masked keys get exactly 0, as in
+// softmax.
+QA_VECTOR_CLONES void softmax_row(float* x, int64_t n) {
   float lane_max[kLanes];
   for (int l = 0; l < kLanes; ++l) lane_max[l] = -std::numeric_limits<float>::infinity();
   int64_t j = 0;
@@ -139,8 +137,13 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / heads, h = t % heads;
         float* p = p_all + t * q_len * k_len;
-        sgemm_row_major(false, true, iq, ik, id, 1.0f, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, 0.0f, p, ik);
-        for (int64_t i = 0; i < q_len; ++i) softmax_row(p + i * k_len, rows.row(b, h, i), k_len);
+        // The bias is copied in first and the product added to it (beta = 1): the BLAS would otherwise
+        // zero the matrix for beta = 0 (a pass of its own), and the bias would take another.
+        if (rows.data) {
+          for (int64_t i = 0; i < q_len; ++i) std::memcpy(p + i * k_len, rows.row(b, h, i), k_len * sizeof(float));
+        }
+        sgemm_row_major(false, true, iq, ik, id, 1.0f, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, rows.data ? 1.0f : 0.0f, p, ik);
+        for (int64_t i = 0; i < q_len; ++i) softmax_row(p + i * k_len, k_len);
         // The weights are kept undropped: the softmax's backward needs them.
         const float* w = p;
         if (keep_all) {
@@ -209,10 +212,8 @@ bool fits_int(const torch::Tensor& t) {
   return true;
 }
 
-}  // namespace
-
-bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& bias) {
+// The operands the pass can compute: see fused_attention_applies, less the thread count.
+bool handles(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias) {
   if (!blas_sgemm_available()) return false;
   if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
   for (const auto* t : {&q, &k, &v}) {
@@ -228,10 +229,19 @@ bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, con
   return one_or(bias.size(0), batch) && one_or(bias.size(1), heads) && one_or(bias.size(2), q_len);
 }
 
+}  // namespace
+
+bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& bias) {
+  // A matrix per thread leaves threads idle when there are fewer matrices than threads (one long
+  // sequence on a many-core machine); LibTorch's products then split each matrix over all of them.
+  return handles(q, k, v, bias) && q.size(0) * q.size(1) >= at::get_num_threads();
+}
+
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& bias, double dropout) {
   RECORD_FUNCTION("qa::fused_attention", std::vector<c10::IValue>());  // its BLAS calls are no LibTorch operator
-  TORCH_CHECK(fused_attention_applies(q, k, v, bias), "fused_attention: operands it does not handle (see fused_attention_applies)");
+  TORCH_CHECK(handles(q, k, v, bias), "fused_attention: operands it does not handle (see fused_attention_applies)");
   TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, "fused_attention: dropout must be in [0, 1), got ", dropout);
   const bool has_bias = bias.defined();
   // Drawn with LibTorch's generator, as torch::dropout draws (Bernoulli(1 - p) per weight).

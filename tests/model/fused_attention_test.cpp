@@ -89,10 +89,16 @@ torch::Tensor padding_mask(int64_t batch, int64_t k_len, int64_t padded) {
 
 class FusedAttention : public ::testing::Test {
  protected:
+  // Two threads, whatever the machine has: the pass applies only where the matrices are at least as many
+  // as the threads, and the small operands here are meant to take it.
   void SetUp() override {
     if (!blas_sgemm_available()) GTEST_SKIP() << "no BLAS sgemm in this process: the model keeps separate operators";
     torch::manual_seed(11);
+    threads_ = at::get_num_threads();
+    at::set_num_threads(2);
   }
+  void TearDown() override { at::set_num_threads(threads_); }
+  int threads_ = 1;
 };
 
 TEST_F(FusedAttention, EncoderSelfAttentionWithPositionBiasAndPadding) {
@@ -191,12 +197,10 @@ TEST_F(FusedAttention, BitsDoNotDependOnTheThreadCount) {
   const Operands o{torch::randn({b, l, h * d}), torch::randn({b, l, h * d}), torch::randn({b, l, h * d}),
                    torch::randn({1, h, l, l}), padding_mask(b, l, 3), h};
   const auto dout = torch::randn({b, h, l, d});
-  const int threads = at::get_num_threads();
   at::set_num_threads(1);
   const auto one = run(o, dout, true);
   at::set_num_threads(2);
   const auto two = run(o, dout, true);
-  at::set_num_threads(threads);
   EXPECT_TRUE(torch::equal(one.out, two.out));
   EXPECT_TRUE(torch::equal(one.dq, two.dq));
   EXPECT_TRUE(torch::equal(one.dk, two.dk));
@@ -242,6 +246,10 @@ TEST_F(FusedAttention, AppliesOnlyToWhatItHandles) {
   EXPECT_FALSE(fused_attention_applies(t, torch::randn({2, 3, 6, 5}), keys, torch::Tensor()));  // d_kv differs
   EXPECT_FALSE(fused_attention_applies(t[0], keys[0], keys[0], torch::Tensor()));                // not [B, H, ., .]
   EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 6}, torch::kDouble)));
+  // Fewer matrices (2 x 3) than threads: LibTorch's products split each over all of them instead.
+  at::set_num_threads(8);
+  EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::Tensor()));
+  at::set_num_threads(2);
   compat::set_autocast_state(c10::DeviceType::CPU, {true, torch::kBFloat16});  // autocast chooses the products' dtype
   const bool under_autocast = fused_attention_applies(t, keys, keys, torch::Tensor());
   compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});

@@ -12,7 +12,8 @@ namespace qa {
 
 // True when fused_attention handles these operands: CPU, fp32 (CPU autocast off), the BLAS's sgemm
 // callable directly (runtime/blas), q [B, H, Q, D], k and v [B, H, K, D], bias undefined or an fp32
-// [B or 1, H or 1, Q or 1, K] tensor. Otherwise callers use products and softmax.
+// [B or 1, H or 1, Q or 1, K] tensor; and at least as many (batch, head) matrices as LibTorch has
+// threads. Otherwise callers use products and softmax.
 bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& bias);
 
