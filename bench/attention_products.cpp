@@ -6,7 +6,7 @@
 // result.
 //
 //   qa-bench-attention-products [--batch 8] [--heads 6] [--q-len 256] [--k-len 256] [--d-kv 64]
-//                               [--steps 20] [--threads 2] [--bmm] [--bf16]
+//                               [--steps 20] [--threads 2] [--bmm]
 #include <cstdio>
 
 #include <torch/torch.h>
@@ -14,14 +14,12 @@
 #include "compare.hpp"
 #include "qa/model/batched_matmul.hpp"
 #include "qa/model/fused_attention.hpp"
-#include "qa/runtime/torch_compat.hpp"
 
 namespace {
 
 struct Shape {
   int64_t batch = 8, heads = 6, q_len = 256, k_len = 256, d_kv = 64, steps = 20, threads = 2;
-  bool bmm = false;   // compare LibTorch's bmm with batched_matmul instead of batched_matmul with the fused pass
-  bool bf16 = false;  // bf16 operands under autocast, as the model's bf16 training: separate operators are LibTorch's
+  bool bmm = false;  // compare LibTorch's bmm with batched_matmul instead of batched_matmul with the fused pass
 };
 
 enum class Way { kBmm, kBatchedMatmul, kFused };
@@ -36,7 +34,6 @@ void step(const Shape& s, Way way, const torch::Tensor& x, const torch::Tensor& 
   const auto split = [&s](const torch::Tensor& t) {
     return t.view({t.size(0), t.size(1), s.heads, s.d_kv}).transpose(1, 2);
   };
-  qa::compat::AutocastScope autocast(torch::kCPU, s.bf16);
   auto xq = x.detach().requires_grad_(true);
   auto xk = kv.detach().requires_grad_(true);
   auto xv = kv.detach().requires_grad_(true);
@@ -45,8 +42,7 @@ void step(const Shape& s, Way way, const torch::Tensor& x, const torch::Tensor& 
   if (way == Way::kFused) {
     heads_out = qa::fused_attention(queries, split(xk), split(xv), bias);
   } else {
-    // fp32 scores, bias and softmax, as the model has them (under autocast the product is bf16)
-    auto weights = torch::softmax(product(queries, split(xk).transpose(2, 3)).to(torch::kFloat) + bias, -1);
+    auto weights = torch::softmax(product(queries, split(xk).transpose(2, 3)) + bias, -1);
     heads_out = product(weights, split(xv), queries);
   }
   auto out = heads_out.transpose(1, 2).reshape({s.batch, s.q_len, s.heads * s.d_kv});
@@ -60,17 +56,15 @@ int main(int argc, char** argv) {
   qa::bench::parse_options(argc, argv, "qa-bench-attention-products",
                            {{"--batch", &s.batch}, {"--heads", &s.heads}, {"--q-len", &s.q_len}, {"--k-len", &s.k_len},
                             {"--d-kv", &s.d_kv}, {"--steps", &s.steps}, {"--threads", &s.threads}},
-                           {{"--bmm", &s.bmm}, {"--bf16", &s.bf16}});
+                           {{"--bmm", &s.bmm}});
   torch::set_num_threads(static_cast<int>(s.threads));
   torch::manual_seed(0);
   const int64_t inner = s.heads * s.d_kv;
-  const auto dtype = s.bf16 ? torch::kBFloat16 : torch::kFloat;
-  const auto x = torch::randn({s.batch, s.q_len, inner}).to(dtype);
-  const auto kv = torch::randn({s.batch, s.k_len, inner}).to(dtype);
+  const auto x = torch::randn({s.batch, s.q_len, inner});
+  const auto kv = torch::randn({s.batch, s.k_len, inner});
   const auto bias = torch::randn({1, s.heads, s.q_len, s.k_len});
-  const auto grad_out = torch::randn({s.batch, s.q_len, inner}).to(dtype);
-  // In bf16 the separate operators' products are LibTorch's (oneDNN's bf16 bmm), as in the model.
-  const Way first = s.bmm || s.bf16 ? Way::kBmm : Way::kBatchedMatmul, second = s.bmm ? Way::kBatchedMatmul : Way::kFused;
+  const auto grad_out = torch::randn({s.batch, s.q_len, inner});
+  const Way first = s.bmm ? Way::kBmm : Way::kBatchedMatmul, second = s.bmm ? Way::kBatchedMatmul : Way::kFused;
   const auto r = qa::bench::compare(s.steps, [&] { step(s, first, x, kv, bias, grad_out); },
                                     [&] { step(s, second, x, kv, bias, grad_out); });
   // 2 products forward, 4 backward, each 2 * B * H * Q * K * D flops.
@@ -86,12 +80,12 @@ int main(int argc, char** argv) {
   std::printf("  %-38s %8.2f ms  %6.1f GFLOP/s\n", names[static_cast<int>(second)], b * 1e3, flops / b / 1e9);
   // What the model takes at these sizes: the fused pass where it applies, else separate operators
   // whose products go through batched_matmul where it applies.
-  const auto q = torch::empty({s.batch, s.heads, s.q_len, s.d_kv}, dtype), k = torch::empty({s.batch, s.heads, s.k_len, s.d_kv}, dtype);
+  const auto q = torch::empty({s.batch, s.heads, s.q_len, s.d_kv}), k = torch::empty({s.batch, s.heads, s.k_len, s.d_kv});
   const bool fused = qa::fused_attention_applies(q, k, k, torch::empty({1, s.heads, s.q_len, s.k_len}));
   const bool per_thread = qa::batched_matmul_applies(q, k.transpose(2, 3));
   const char* used = fused ? "fused" : per_thread ? "batched_matmul" : "bmm";
   std::printf("  ratio %.2fx; the model uses %s at these sizes\n", a / b, used);
   std::printf("{\"first\": \"%s\", \"first_ms\": %.3f, \"second\": \"%s\", \"second_ms\": %.3f, \"ratio\": %.4f, \"model_uses\": \"%s\"}\n",
-              first == Way::kBmm ? "bmm" : "batched_matmul", a * 1e3, s.bmm ? "batched_matmul" : "fused", b * 1e3, a / b, used);
+              s.bmm ? "bmm" : "batched_matmul", a * 1e3, s.bmm ? "batched_matmul" : "fused", b * 1e3, a / b, used);
   return 0;
 }

@@ -78,8 +78,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
   const bool sdpa = model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
   // explicit: separate products, bias addition and softmax, also where the CPU would fuse them
   model->set_fused_cpu_attention(o.attention != "explicit");
-  const bool fused_cpu = !sdpa && o.attention != "explicit" && !device.is_cuda() &&
-                         (bf16 ? bf16_gemm_available() : blas_sgemm_available()) &&
+  const bool fused_cpu = !sdpa && o.attention != "explicit" && !device.is_cuda() && !bf16 && blas_sgemm_available() &&
                          o.batch * c.num_heads >= threads;  // as fused_attention_applies decides
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);

@@ -14,7 +14,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
+using vec::bits_to_float;
 using vec::exp_clamped;
+using vec::float_to_bits;
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
@@ -48,11 +50,16 @@ QA_VECTOR_CLONES void backward_f32(const float* a, const float* b, const float* 
 }
 
 QA_VECTOR_CLONES void widen_bf16(const c10::BFloat16* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = vec::bf16_bits_to_float(in[i].x);
+  for (int64_t i = 0; i < n; ++i) out[i] = bits_to_float(static_cast<uint32_t>(in[i].x) << 16);
 }
 
+// Round to nearest even, as LibTorch's conversion does; NaN stays NaN.
 QA_VECTOR_CLONES void narrow_bf16(const float* in, c10::BFloat16* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i].x = vec::float_to_bf16_bits(in[i]);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = float_to_bits(in[i]);
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    out[i].x = static_cast<uint16_t>(in[i] != in[i] ? 0x7FC0u : rounded);
+  }
 }
 
 constexpr int64_t kGrain = 16384;  // elements per task: enough to amortise the hand-off

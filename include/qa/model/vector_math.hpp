@@ -31,16 +31,6 @@ QA_INLINE uint32_t float_to_bits(float f) {
   return u;
 }
 
-// bf16 bits -> fp32 (exact).
-QA_INLINE float bf16_bits_to_float(uint16_t b) { return bits_to_float(static_cast<uint32_t>(b) << 16); }
-
-// fp32 -> bf16 bits, rounded to nearest even as LibTorch's conversion does; NaN stays NaN.
-QA_INLINE uint16_t float_to_bf16_bits(float f) {
-  const uint32_t u = float_to_bits(f);
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  return static_cast<uint16_t>(f != f ? 0x7FC0u : rounded);
-}
-
 // e^x for x in [-87, 87] (clamped there): 2^k * e^r with |r| <= ln2 / 2 and a degree-6 Taylor
 // polynomial (relative error < 2e-7), branch-free so that the loops vectorise.
 QA_INLINE float exp_clamped(float x) {

@@ -5,8 +5,6 @@
 // not ours. Called inside a parallel region, OpenBLAS and oneDNN run single-threaded.
 #pragma once
 
-#include <cstdint>
-
 namespace qa {
 
 // Whether the process has it. Where it has none (a LibTorch with MKL linked in and hidden), callers
@@ -18,15 +16,5 @@ bool blas_sgemm_available();
 // when blas_sgemm_available().
 void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
                      const float* b, int ldb, float beta, float* c, int ldc);
-
-// oneDNN's bf16 x bf16 -> fp32 product (dnnl_gemm_bf16bf16f32 of the libdnnl.so.2 LibTorch links), the
-// bf16 counterpart of the above with the same arguments (operands as their bf16 bits): what LibTorch's
-// CPU bf16 products run on. Whether the process has it:
-bool bf16_gemm_available();
-
-// As sgemm_row_major, through oneDNN; only when bf16_gemm_available(). Throws std::runtime_error when
-// oneDNN refuses the arguments.
-void gemm_bf16_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const uint16_t* a, int lda,
-                         const uint16_t* b, int ldb, float beta, float* c, int ldc);
 
 }  // namespace qa
