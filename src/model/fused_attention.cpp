@@ -71,6 +71,14 @@ QA_VECTOR_CLONES void apply_keep(const float* x, const float* keep, float scale,
   for (int64_t j = 0; j < n; ++j) out[j] = x[j] * keep[j] * scale;
 }
 
+// The weights the values are multiplied with: the softmax's p itself, or with dropout (keep not null)
+// p * keep * scale, written to scratch (n elements).
+const float* weights_used(const float* p, const float* keep, float scale, std::vector<float>& scratch, int64_t n) {
+  if (!keep) return p;
+  apply_keep(p, keep, scale, scratch.data(), n);
+  return scratch.data();
+}
+
 // Where the (b, h) matrix of a [B, H, rows, cols] operand starts, and its row stride, for the BLAS:
 // innermost stride 1 (callers make it so), rows at least cols apart (a single row may have any stride).
 struct Matrices {
@@ -144,12 +152,9 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
         }
         sgemm_row_major(false, true, iq, ik, id, 1.0f, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, rows.data ? 1.0f : 0.0f, p, ik);
         for (int64_t i = 0; i < q_len; ++i) softmax_row(p + i * k_len, k_len);
-        // The weights are kept undropped: the softmax's backward needs them.
-        const float* w = p;
-        if (keep_all) {
-          apply_keep(p, keep_all + t * q_len * k_len, scale, dropped.data(), q_len * k_len);
-          w = dropped.data();
-        }
+        // p stays undropped: the softmax's backward needs it.
+        const float* kp = keep_all ? keep_all + t * q_len * k_len : nullptr;
+        const float* w = weights_used(p, kp, scale, dropped, q_len * k_len);
         sgemm_row_major(false, false, iq, id, ik, 1.0f, w, ik, mv.at(b, h), mv.ld, 0.0f, mo.mut(b, h), mo.ld);
       }
     });
@@ -185,11 +190,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
         const float* p = p_all + t * q_len * k_len;
         float* ds = ds_all ? ds_all + t * q_len * k_len : scratch.data();
         const float* kp = keep_all ? keep_all + t * q_len * k_len : nullptr;
-        const float* w = p;  // the weights the forward pass multiplied the values with
-        if (kp) {
-          apply_keep(p, kp, scale, dropped.data(), q_len * k_len);
-          w = dropped.data();
-        }
+        const float* w = weights_used(p, kp, scale, dropped, q_len * k_len);  // as the forward pass had them
         // dV = W^T dO; dW = dO V^T, through the dropout to dP, then the softmax's backward turns it into dS in place
         sgemm_row_major(true, false, ik, id, iq, 1.0f, w, ik, mg.at(b, h), mg.ld, 0.0f, mdv.mut(b, h), mdv.ld);
         sgemm_row_major(false, true, iq, ik, id, 1.0f, mg.at(b, h), mg.ld, mv.at(b, h), mv.ld, 0.0f, ds, ik);
