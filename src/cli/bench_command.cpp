@@ -9,8 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "qa/model/flops.hpp"
+#include "qa/model/fused_attention.hpp"
 #include "qa/model/t5.hpp"
-#include "qa/runtime/blas.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/kernel_profile.hpp"
 #include "qa/runtime/op_profile.hpp"
@@ -78,8 +78,13 @@ nlohmann::json run_bench(const BenchOptions& o) {
   const bool sdpa = model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
   // explicit: separate products, bias addition and softmax, also where the CPU would fuse them
   model->set_fused_cpu_attention(o.attention != "explicit");
-  const bool fused_cpu = !sdpa && o.attention != "explicit" && !device.is_cuda() && !bf16 && blas_sgemm_available() &&
-                         o.batch * c.num_heads >= threads;  // as fused_attention_applies decides
+  // Whether the model's attention takes the CPU's fused pass, asked with one-token operands of the
+  // model's batch and heads (bf16 where autocast would make them so).
+  const bool fused_cpu = !sdpa && o.attention != "explicit" && [&] {
+    const auto one_token = torch::empty({o.batch, c.num_heads, 1, c.d_kv},
+                                        torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat).device(device));
+    return fused_attention_applies(one_token, one_token, one_token, torch::Tensor());
+  }();
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);
   if (o.stacked_projections == "on" || o.stacked_projections == "off") {
