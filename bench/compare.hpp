@@ -18,10 +18,11 @@ namespace qa::bench {
 // one-line message on anything else.
 inline void parse_options(int argc, char** argv, const char* program, const std::map<std::string, int64_t*>& fields,
                           const std::map<std::string, bool*>& flags = {}) {
-  for (int i = 1; i < argc; i += 2) {
+  int i = 1;
+  while (i < argc) {
     if (const auto flag = flags.find(argv[i]); flag != flags.end()) {  // takes no value
       *flag->second = true;
-      --i;
+      ++i;
       continue;
     }
     const auto it = fields.find(argv[i]);
@@ -37,6 +38,7 @@ inline void parse_options(int argc, char** argv, const char* program, const std:
       std::exit(2);
     }
     *it->second = v;
+    i += 2;
   }
 }
 
