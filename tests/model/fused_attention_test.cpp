@@ -12,7 +12,6 @@
 #include "../support/tiny_pass.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/blas.hpp"
-#include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -212,17 +211,9 @@ TEST_F(FusedAttention, BitsDoNotDependOnTheThreadCount) {
 // operators: same logits and gradients, and the fused pass is what runs.
 TEST_F(FusedAttention, TheModelComputesTheSameWithSeparateOperators) {
   const auto run = [](bool fused, int64_t* fused_calls) {
-    T5Model m(test::tiny_t5_config(40, /*num_heads=*/3));
-    m->init_weights(11);
-    m->train();  // dropout 0 in the tiny config: deterministic
+    auto m = test::tiny_training_model(/*num_heads=*/3, /*seed=*/11);
     m->set_fused_cpu_attention(fused);
-    return test::tiny_pass(m, torch::kCPU, /*bf16=*/false, [&](const std::function<void()>& forward) {
-      OpProfiler profiler;
-      profiler.start();
-      forward();
-      for (const auto& op : profiler.stop())
-        if (op.name == "qa::fused_attention") *fused_calls += op.calls;
-    });
+    return test::tiny_pass_counting(m, torch::kCPU, /*bf16=*/false, "qa::fused_attention", *fused_calls);
   };
   int64_t calls_fused = 0, calls_separate = 0;
   const auto fused = run(true, &calls_fused), separate = run(false, &calls_separate);

@@ -15,15 +15,9 @@ namespace {
 using Pass = test::TinyPass;
 using test::rel_err;
 
-// On CUDA the heads are 8 wide (the memory-efficient kernel wants 16-byte rows), and the encoder's
-// learned bias goes through compat::efficient_attention with 6 keys padded to 16.
+// On CUDA the encoder's learned bias goes through compat::efficient_attention with 6 keys padded to 16.
 Pass run(bool sdpa, bool bf16, torch::Device device = torch::kCPU) {
-  auto c = test::tiny_t5_config(40, /*num_heads=*/2);
-  if (device.is_cuda()) c.d_kv = 8;
-  T5Model m(c);
-  m->init_weights(7);
-  m->to(device);
-  m->train();  // dropout 0 in the tiny config: deterministic
+  auto m = test::tiny_training_model(/*num_heads=*/2, /*seed=*/7, device);
   EXPECT_EQ(m->use_sdpa(sdpa), sdpa);
   return test::tiny_pass(m, device, bf16);
 }

@@ -5,7 +5,6 @@
 #include "../support/tiny_model.hpp"
 #include "../support/tiny_pass.hpp"
 #include "qa/model/t5.hpp"
-#include "qa/runtime/op_profile.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -19,22 +18,11 @@ using test::rel_err;
 // 3 heads of 4 (CUDA: 8, for the memory-efficient kernel): q, k, v are 12 wide, d_model 16, d_ff 24,
 // so a wrong split size or order shows. The source is padded, the decoder causal.
 Pass run(StackedProjections s, bool bf16, torch::Device device = torch::kCPU) {
-  auto c = test::tiny_t5_config(40, /*num_heads=*/3);
-  if (device.is_cuda()) c.d_kv = 8;
-  T5Model m(c);
-  m->init_weights(11);
-  m->to(device);
-  m->train();  // dropout 0 in the tiny config: deterministic
+  auto m = test::tiny_training_model(/*num_heads=*/3, /*seed=*/11, device);
   m->use_sdpa(device.is_cuda());
   m->set_stacked_projections(s);
   int64_t casts = 0;
-  const auto pass = test::tiny_pass(m, device, bf16, [&](const std::function<void()>& forward) {
-    OpProfiler profiler;
-    profiler.start();
-    forward();
-    for (const auto& op : profiler.stop())
-      if (op.name == "aten::_to_copy") casts += op.calls;
-  });
+  const auto pass = test::tiny_pass_counting(m, device, bf16, "aten::_to_copy", casts);
   return {pass, casts};
 }
 
