@@ -134,6 +134,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--stacked-projections", bench_opts.stacked_projections,
                         "q/k/v and wi_0/wi_1 as one product each: auto (CUDA training), on, off")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
+  bench_cmd->add_option("--cpu-gemm", bench_opts.cpu_gemm,
+                        "fp32 CPU training's backward products: auto (oneDNN's sgemm where LibTorch links it), blas (LibTorch's products only)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "blas"}));
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
                         "Profile one more step and print its N most expensive ops by self time, on CUDA its kernels by GPU time (stderr)")
       ->check(CLI::NonNegativeNumber);

@@ -10,6 +10,7 @@
 
 #include "qa/model/flops.hpp"
 #include "qa/model/fused_attention.hpp"
+#include "qa/model/onednn_linear.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/kernel_profile.hpp"
@@ -92,6 +93,16 @@ nlohmann::json run_bench(const BenchOptions& o) {
   } else if (o.stacked_projections != "auto") {
     throw Error("bench: --stacked-projections must be auto, on or off, not '" + o.stacked_projections + "'", ExitCode::kUsage);
   }
+  if (o.cpu_gemm != "auto" && o.cpu_gemm != "blas") {
+    throw Error("bench: --cpu-gemm must be auto or blas, not '" + o.cpu_gemm + "'", ExitCode::kUsage);
+  }
+  set_onednn_linear_enabled(o.cpu_gemm == "auto");
+  // Whether the projections' backward products run through oneDNN, asked as the model asks.
+  const bool onednn_backward = [&] {
+    const auto x = torch::empty({1, c.d_model}, torch::TensorOptions().device(device).requires_grad(true));
+    compat::AutocastScope autocast(device, bf16);
+    return onednn_linear_applies(x, torch::empty({1, c.d_model}, x.options()));
+  }();
   TrainSection train;
   Optimizer optimizer(model, train);
   auto ids = torch::randint(3, c.vocab_size, {o.batch, o.src_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
@@ -220,6 +231,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"stacked_projections", o.stacked_projections},
+          {"cpu_gemm", onednn_backward ? "onednn_backward" : "blas"},
           {"profile", profile},
           {"profile_categories", profile_categories},
           {"profile_by_op", profile_by_op},

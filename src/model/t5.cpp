@@ -11,6 +11,7 @@
 #include "qa/model/fused_attention.hpp"
 #include "qa/model/fused_gated_gelu.hpp"
 #include "qa/model/fused_rms_norm.hpp"
+#include "qa/model/onednn_linear.hpp"
 #include "qa/model/relative_position.hpp"
 #include "qa/model/stacked_gated_gelu.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -20,12 +21,18 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
+// x W^T; in fp32 CPU training with the backward's products through oneDNN (model/onednn_linear).
+torch::Tensor product(const torch::Tensor& x, const torch::Tensor& w) {
+  return onednn_linear_applies(x, w) ? onednn_linear(x, w) : torch::linear(x, w);
+}
+
 // x W^T (+ b) through at::linear, not the module's forward: LibTorch 1.13's torch::nn::Linear computes
 // x.matmul(W.t()), and autocast, seeing a transposed view, skips its cache of the weights' bf16 copies.
 // Each call then cast its weight again: under bf16, every generated token re-cast the whole model (the
 // lm_head alone is 16M values; ~40% of flan-t5-small's greedy generation). at::linear is autocast's own
 // op, so each weight is cast once per autocast scope.
 torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  if (!layer->bias.defined()) return product(x, layer->weight);
   return torch::linear(x, layer->weight, layer->bias);
 }
 
@@ -49,7 +56,7 @@ torch::Tensor stacked_product(Layers layers, const torch::Tensor& x) {
     const auto& w = (*l)->weight;
     weights.push_back(autocast.enabled ? at::autocast::cached_cast(autocast.dtype, w, device) : w);
   }
-  return torch::linear(x, torch::cat(weights));
+  return product(x, torch::cat(weights));
 }
 
 // x times each layer's weight; where `stacked`, as one product (stacked_product) split into views.
@@ -388,7 +395,7 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
   if (lm_head) return project(lm_head, decoder_states);
   // Tied embeddings: Mesh TensorFlow rescales the output before the shared projection.
-  return torch::linear(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight);
+  return product(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight);
 }
 
 torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const torch::Tensor& encoder_states,

@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace qa {
 namespace {
 
@@ -15,6 +18,17 @@ Sgemm blas_sgemm() {
   return fn;
 }
 
+// dnnl_status_t dnnl_sgemm(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K, float alpha,
+// const float* A, dnnl_dim_t lda, const float* B, dnnl_dim_t ldb, float beta, float* C, dnnl_dim_t ldc):
+// row-major; dnnl_dim_t is int64_t, dnnl_status_t an int enum (0: success). Same in oneDNN 2.x and 3.x.
+using DnnlSgemm = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+DnnlSgemm dnnl_sgemm() {
+  static const DnnlSgemm fn = reinterpret_cast<DnnlSgemm>(::dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
+  return fn;
+}
+
 }  // namespace
 
 bool blas_sgemm_available() { return blas_sgemm() != nullptr; }
@@ -24,6 +38,14 @@ void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alph
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the BLAS gets B before A, n before m.
   const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
   blas_sgemm()(&tb, &ta, &n, &m, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
+}
+
+bool onednn_sgemm_available() { return dnnl_sgemm() != nullptr; }
+
+void onednn_sgemm_row_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int status = dnnl_sgemm()(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (status != 0) throw std::runtime_error("oneDNN's dnnl_sgemm failed with status " + std::to_string(status));
 }
 
 }  // namespace qa

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
+#include "qa/runtime/blas.hpp"
 #include "qa/runtime/torch_compat.hpp"
 #include "qa/util/error.hpp"
 
@@ -66,15 +68,30 @@ double matmul_peak_flops(const std::string& device_name, bool bf16, int64_t n) {
   // The best of several products after a warm-up one: on a shared or frequency-scaling machine single
   // products vary by 2x (and oneDNN's first bf16 products are slow), so keep going for at least 8
   // products and 0.4 s.
-  double best = 0, spent = 0;
-  for (int i = 0; i < 64 && (i < 9 || spent < 0.4); ++i) {
-    if (device.is_cuda()) torch::cuda::synchronize();
-    const auto t0 = std::chrono::steady_clock::now();
+  const auto best_of = [&](const std::function<void()>& product) {
+    double best = 0, spent = 0;
+    for (int i = 0; i < 64 && (i < 9 || spent < 0.4); ++i) {
+      if (device.is_cuda()) torch::cuda::synchronize();
+      const auto t0 = std::chrono::steady_clock::now();
+      product();
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      spent += s;
+      if (i > 0) best = std::max(best, 2.0 * static_cast<double>(n) * n * n / s);  // the first one warms up
+    }
+    return best;
+  };
+  double best = best_of([&] {
     auto c = torch::mm(a, b);
     (void)c.sum().item<double>();  // waits for the device
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spent += s;
-    if (i > 0) best = std::max(best, 2.0 * static_cast<double>(n) * n * n / s);  // the first one warms up
+  });
+  // fp32 training on the CPU runs its backward products through oneDNN (model/onednn_linear): the
+  // peak is that of the faster of the two kernels.
+  if (device.is_cpu() && !bf16 && onednn_sgemm_available()) {
+    auto c = torch::empty({n, n}, opts);
+    best = std::max(best, best_of([&] {
+      onednn_sgemm_row_major(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n, b.data_ptr<float>(), n, 0.0f,
+                             c.data_ptr<float>(), n);
+    }));
   }
   return best;
 }

@@ -56,7 +56,7 @@ TEST(OpProfile, BenchReportsTheTopOpsOfAStep) {
 }
 
 // qa-train's own CPU kernels (no LibTorch operators) are named in the profile, not left in
-// "(outside any operator)": the AdamW step, RMSNorm, attention's products.
+// "(outside any operator)": the AdamW step, RMSNorm, attention's products, the projections.
 TEST(OpProfile, OwnCpuKernelsAreNamed) {
   BenchOptions o;
   o.shape = "demo";
@@ -66,9 +66,11 @@ TEST(OpProfile, OwnCpuKernelsAreNamed) {
   for (const auto& op : r.at("profile")) names.insert(op.at("name").get<std::string>());
   std::vector<std::string> own = {"qa::adamw_step_cpu", "qa::fused_rms_norm"};
   if (blas_sgemm_available()) own.push_back("qa::fused_attention");  // else separate operators
+  if (onednn_sgemm_available()) own.push_back("qa::onednn_linear");   // else LibTorch's products
   for (const auto& name : own) {
     EXPECT_EQ(names.count(name), 1u) << name << " missing from\n" << r.at("profile_table").get<std::string>();
   }
+  EXPECT_EQ(r.at("cpu_gemm"), onednn_sgemm_available() ? "onednn_backward" : "blas");
 }
 
 }  // namespace

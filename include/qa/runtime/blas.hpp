@@ -5,6 +5,8 @@
 // not ours. Called inside a parallel region, OpenBLAS and oneDNN run single-threaded.
 #pragma once
 
+#include <cstdint>
+
 namespace qa {
 
 // Whether the process has it. Where it has none (a LibTorch with MKL linked in and hidden), callers
@@ -16,5 +18,16 @@ bool blas_sgemm_available();
 // when blas_sgemm_available().
 void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
                      const float* b, int ldb, float beta, float* c, int ldc);
+
+// oneDNN's fp32 product (dnnl_sgemm of the libdnnl that Debian's LibTorch links; absent where a
+// LibTorch links oneDNN statically and hides it). On the Zen 4 CPU here it runs the backward pass's
+// products of T5's projections ~10% faster than OpenBLAS's Cooperlake kernel, and x W^T slower at half
+// of the shapes (bench/RESULTS.md). Threads: OpenMP's, like LibTorch's.
+bool onednn_sgemm_available();
+
+// As sgemm_row_major, through dnnl_sgemm (64-bit sizes). Only when onednn_sgemm_available(); throws
+// std::runtime_error if oneDNN reports a failure.
+void onednn_sgemm_row_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 }  // namespace qa

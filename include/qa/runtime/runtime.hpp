@@ -25,7 +25,8 @@ std::string torch_version();
 double peak_rss_mb();
 
 // The matrix-product peak of `device` ("cpu" / "cuda") in FLOP/s: the best of a few n x n products
-// in fp32 or bf16. The denominator of MFU, measured in the same process as what it is compared with.
+// in fp32 or bf16 (in fp32 on the CPU, the faster of LibTorch's product and oneDNN's sgemm). The
+// denominator of MFU, measured in the same process as what it is compared with.
 double matmul_peak_flops(const std::string& device, bool bf16, int64_t n);
 
 }  // namespace qa

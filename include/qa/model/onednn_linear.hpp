@@ -1,0 +1,24 @@
+// x W^T for fp32 training on the CPU, with the backward pass's two products (dx = dy W, dW = dy^T x)
+// through oneDNN's sgemm (runtime/blas). On the Zen 4 CPU here oneDNN runs those ~10% faster than
+// OpenBLAS's Cooperlake kernel at every projection shape of T5, lm_head included, while OpenBLAS runs
+// the forward x W^T faster at half of them; so the forward product stays LibTorch's (bench/RESULTS.md).
+#pragma once
+
+#include <torch/torch.h>
+
+namespace qa {
+
+// True when onednn_linear handles these operands: the setting below on, oneDNN's sgemm callable,
+// CPU, fp32 (CPU autocast off), x [..., in], w a contiguous [out, in] matrix, and a gradient wanted
+// (grad mode on and x or w requiring one). Otherwise callers use torch::linear.
+bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
+
+// x W^T: [..., out]. The forward product is torch::linear's own (same bits); differentiable in x and w.
+torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w);
+
+// Process-wide, on by default: off leaves every product to LibTorch (bench --cpu-gemm blas; tests
+// that compare the two). Like the BLAS kernel itself, a property of the process, not of one model.
+void set_onednn_linear_enabled(bool on);
+bool onednn_linear_enabled();
+
+}  // namespace qa

@@ -1,0 +1,77 @@
+#include "qa/model/onednn_linear.hpp"
+
+#include <ATen/record_function.h>
+
+#include <atomic>
+
+#include "qa/runtime/blas.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+std::atomic<bool> enabled{true};
+
+// t as a [rows, cols] matrix whose rows are contiguous (a view where its layout allows, else a copy).
+torch::Tensor rows_of(const torch::Tensor& t, int64_t cols) {
+  auto m = t.reshape({-1, cols});
+  if (m.stride(1) != 1 || m.stride(0) < cols) m = m.contiguous();
+  return m;
+}
+
+class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
+    ctx->save_for_backward({x, w});
+    return torch::linear(x, w);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const int64_t in = w.size(1), out = w.size(0);
+    const auto dy = rows_of(grads[0], out);
+    const int64_t rows = dy.size(0);
+    torch::Tensor dx, dw;
+    if (ctx->needs_input_grad(0)) {
+      // dx = dy W: [rows, out] x [out, in].
+      dx = torch::empty({rows, in}, dy.options());
+      onednn_sgemm_row_major(false, false, rows, in, out, 1.0f, dy.data_ptr<float>(), dy.stride(0),
+                             w.data_ptr<float>(), in, 0.0f, dx.data_ptr<float>(), in);
+      dx = dx.view(x.sizes());
+    }
+    if (ctx->needs_input_grad(1)) {
+      // dW = dy^T x: [out, rows] x [rows, in].
+      const auto xm = rows_of(x, in);
+      dw = torch::empty({out, in}, dy.options());
+      onednn_sgemm_row_major(true, false, out, in, rows, 1.0f, dy.data_ptr<float>(), dy.stride(0),
+                             xm.data_ptr<float>(), xm.stride(0), 0.0f, dw.data_ptr<float>(), in);
+    }
+    return {dx, dw};
+  }
+};
+
+}  // namespace
+
+bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
+  if (!enabled.load(std::memory_order_relaxed) || !onednn_sgemm_available()) return false;
+  if (!torch::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) return false;
+  if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
+  return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+         w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
+         x.size(-1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
+}
+
+torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w) {
+  RECORD_FUNCTION("qa::onednn_linear", std::vector<c10::IValue>());  // named in profiles
+  return OnednnLinearFunction::apply(x, w);
+}
+
+void set_onednn_linear_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
+bool onednn_linear_enabled() { return enabled.load(std::memory_order_relaxed); }
+
+}  // namespace qa

@@ -1,0 +1,122 @@
+// x W^T with its backward products through oneDNN gives torch::linear's value (the same bits) and its
+// gradients (against a double-precision reference), whatever the operands' layouts, and takes over every
+// projection of the model when training in fp32 on the CPU.
+#include "qa/model/onednn_linear.hpp"
+
+#include <gtest/gtest.h>
+
+#include "../support/tiny_model.hpp"
+#include "../support/tiny_pass.hpp"
+#include "../support/value_and_grads.hpp"
+#include "qa/model/t5.hpp"
+#include "qa/runtime/blas.hpp"
+#include "qa/runtime/torch_compat.hpp"
+
+namespace qa {
+namespace {
+
+class OnednnLinear : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!onednn_sgemm_available()) GTEST_SKIP() << "no oneDNN sgemm in this process: the model keeps LibTorch's products";
+    torch::manual_seed(5);
+  }
+  void TearDown() override { set_onednn_linear_enabled(true); }
+};
+
+// Value and gradients of x W^T for output gradient `dy`: through onednn_linear, and in double.
+void expect_matches_reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& dy) {
+  const auto ours = test::value_and_grads(
+      [](const torch::Tensor& a, const torch::Tensor& b) {
+        EXPECT_TRUE(onednn_linear_applies(a, b));
+        return onednn_linear(a, b);
+      },
+      x, w, dy);
+  const auto exact = test::value_and_grads([](const torch::Tensor& a, const torch::Tensor& b) { return torch::linear(a, b); },
+                                           x.to(torch::kDouble), w.to(torch::kDouble), dy.to(torch::kDouble));
+  EXPECT_TRUE(torch::equal(ours.value, torch::linear(x, w)));  // the forward product is LibTorch's own
+  EXPECT_LT(test::rel_err(ours.grad_a.to(torch::kDouble), exact.grad_a), 2e-6);
+  EXPECT_LT(test::rel_err(ours.grad_b.to(torch::kDouble), exact.grad_b), 2e-6);
+  EXPECT_EQ(ours.grad_a.sizes(), x.sizes());
+  EXPECT_EQ(ours.grad_b.sizes(), w.sizes());
+}
+
+TEST_F(OnednnLinear, GradientsOfAMatrixAndOfABatchOfSequences) {
+  expect_matches_reference(torch::randn({37, 48}), torch::randn({20, 48}), torch::randn({37, 20}));
+  expect_matches_reference(torch::randn({3, 11, 48}), torch::randn({64, 48}), torch::randn({3, 11, 64}));
+}
+
+TEST_F(OnednnLinear, StridedInputsAndOutputGradients) {
+  // x a transposed view (the heads merged back, say), dy a column slice (a split of stacked projections).
+  const auto x = torch::randn({48, 3, 10}).permute({1, 2, 0});
+  const auto dy = torch::randn({3, 10, 40}).slice(2, 5, 25);
+  expect_matches_reference(x, torch::randn({20, 48}), dy);
+}
+
+TEST_F(OnednnLinear, OnlyTheGradientsThatAreWanted) {
+  const auto w = torch::randn({20, 48}).requires_grad_(true);
+  const auto x = torch::randn({5, 48});
+  onednn_linear(x, w).sum().backward();
+  ASSERT_TRUE(w.grad().defined());
+  EXPECT_LT(test::rel_err(w.grad(), torch::ones({5, 20}).t().mm(x)), 1e-5);
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST_F(OnednnLinear, AppliesOnlyToWhatItHandles) {
+  const auto x = torch::randn({4, 8}).requires_grad_(true), w = torch::randn({6, 8});
+  EXPECT_TRUE(onednn_linear_applies(x, w));
+  EXPECT_TRUE(onednn_linear_applies(x.detach(), w.clone().requires_grad_(true)));
+  EXPECT_FALSE(onednn_linear_applies(x.detach(), w));  // no gradient wanted: torch::linear alone
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_FALSE(onednn_linear_applies(x, w));
+  }
+  EXPECT_FALSE(onednn_linear_applies(x.to(torch::kBFloat16), w.to(torch::kBFloat16)));  // fp32 only
+  EXPECT_FALSE(onednn_linear_applies(x, torch::randn({8, 6}).t()));                      // W not contiguous
+  EXPECT_FALSE(onednn_linear_applies(x, torch::randn({6, 7})));                          // 8 inputs, not 7
+  EXPECT_FALSE(onednn_linear_applies(x, torch::randn({6, 8}, torch::kDouble)));
+  compat::set_autocast_state(c10::DeviceType::CPU, {true, torch::kBFloat16});  // autocast chooses the dtype
+  const bool under_autocast = onednn_linear_applies(x, w);
+  compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});
+  EXPECT_FALSE(under_autocast);
+  set_onednn_linear_enabled(false);
+  EXPECT_FALSE(onednn_linear_applies(x, w));
+}
+
+// The whole model with and without it: the same logits and gradients, and every projection (lm_head
+// included) takes it.
+TEST_F(OnednnLinear, TheModelComputesTheSameWithLibTorchsProducts) {
+  for (const bool tied : {false, true}) {
+    const auto run = [tied](bool on, int64_t* calls) {
+      set_onednn_linear_enabled(on);
+      auto c = test::tiny_t5_config(40, 2, "gated-gelu", tied);
+      T5Model m(c);
+      m->init_weights(3);
+      m->train();
+      return test::tiny_pass_counting(m, torch::kCPU, /*bf16=*/false, "qa::onednn_linear", *calls);
+    };
+    int64_t calls_on = 0, calls_off = 0;
+    const auto on = run(true, &calls_on), off = run(false, &calls_off);
+    const auto c = test::tiny_t5_config(40, 2);
+    // q, k, v, o and wi_0, wi_1, wo per encoder block; self- and cross-attention's four and the same
+    // three per decoder block; the output projection.
+    EXPECT_EQ(calls_on, 7 * c.num_layers + 11 * c.num_decoder_layers + 1) << "tied " << tied;
+    EXPECT_EQ(calls_off, 0);
+    EXPECT_TRUE(torch::equal(on.logits, off.logits)) << "tied " << tied;
+    ASSERT_EQ(on.grads.size(), off.grads.size());
+    for (std::size_t i = 0; i < on.grads.size(); ++i) {
+      EXPECT_LT(test::rel_err(on.grads[i], off.grads[i]), 1e-5) << "parameter " << i << ", tied " << tied;
+    }
+  }
+}
+
+TEST_F(OnednnLinear, BackwardBitsRepeat) {
+  const auto x = torch::randn({64, 96}), w = torch::randn({80, 96}), dy = torch::randn({64, 80});
+  const auto f = [](const torch::Tensor& a, const torch::Tensor& b) { return onednn_linear(a, b); };
+  const auto one = test::value_and_grads(f, x, w, dy), two = test::value_and_grads(f, x, w, dy);
+  EXPECT_TRUE(torch::equal(one.grad_a, two.grad_a));
+  EXPECT_TRUE(torch::equal(one.grad_b, two.grad_b));
+}
+
+}  // namespace
+}  // namespace qa
