@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include "qa/model/flops.hpp"
-#include "qa/model/fused_attention.hpp"
 #include "qa/model/onednn_linear.hpp"
 #include "qa/model/t5.hpp"
 #include "qa/runtime/cuda_memory.hpp"
@@ -76,16 +75,9 @@ nlohmann::json run_bench(const BenchOptions& o) {
   if (o.attention != "auto" && o.attention != "fused" && o.attention != "explicit") {
     throw Error("bench: --attention must be auto, fused or explicit, not '" + o.attention + "'", ExitCode::kUsage);
   }
-  const bool sdpa = model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
+  model->use_sdpa(o.attention == "auto" ? device.is_cuda() : o.attention == "fused");
   // explicit: separate products, bias addition and softmax, also where the CPU would fuse them
   model->set_fused_cpu_attention(o.attention != "explicit");
-  // Whether the model's attention takes the CPU's fused pass, asked with one-token operands of the
-  // model's batch and heads (bf16 where autocast would make them so).
-  const bool fused_cpu = !sdpa && o.attention != "explicit" && [&] {
-    const auto one_token = torch::empty({o.batch, c.num_heads, 1, c.d_kv},
-                                        torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat).device(device));
-    return fused_attention_applies(one_token, one_token, one_token, torch::Tensor());
-  }();
   model->train();
   model->set_activation_checkpointing(o.activation_checkpointing);
   if (o.stacked_projections == "on" || o.stacked_projections == "off") {
@@ -97,12 +89,6 @@ nlohmann::json run_bench(const BenchOptions& o) {
     throw Error("bench: --cpu-gemm must be auto or blas, not '" + o.cpu_gemm + "'", ExitCode::kUsage);
   }
   set_onednn_linear_enabled(o.cpu_gemm == "auto");
-  // Whether the projections' backward products run through oneDNN, asked as the model asks.
-  const bool onednn_backward = [&] {
-    const auto x = torch::empty({1, c.d_model}, torch::TensorOptions().device(device).requires_grad(true));
-    compat::AutocastScope autocast(device, bf16);
-    return onednn_linear_applies(x, torch::empty({1, c.d_model}, x.options()));
-  }();
   TrainSection train;
   Optimizer optimizer(model, train);
   auto ids = torch::randint(3, c.vocab_size, {o.batch, o.src_len}, torch::TensorOptions().dtype(torch::kLong)).to(device);
@@ -224,14 +210,11 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"peak_mem_kind", device.is_cuda() ? "cuda allocator peak" : "process RSS peak"},
           {"blas_core", blas_core_name()},
           {"libtorch", torch_version()},
-          {"attention", fused_cpu                                        ? "fused_cpu"
-                        : !sdpa                                            ? "explicit"
-                        : device.is_cuda() && efficient_attention_usable() ? "memory_efficient_kernel"
-                                                                           : "scaled_dot_product_attention"},
+          {"attention", model->attention_path(o.batch, bf16)},
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"stacked_projections", o.stacked_projections},
-          {"cpu_gemm", onednn_backward ? "onednn_backward" : "blas"},
+          {"cpu_gemm", onednn_linear_in_training(device, bf16) ? "onednn_backward" : "blas"},
           {"profile", profile},
           {"profile_categories", profile_categories},
           {"profile_by_op", profile_by_op},

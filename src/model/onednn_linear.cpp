@@ -74,4 +74,8 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w) {
 void set_onednn_linear_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 bool onednn_linear_enabled() { return enabled.load(std::memory_order_relaxed); }
 
+bool onednn_linear_in_training(const torch::Device& device, bool bf16) {
+  return onednn_linear_enabled() && onednn_sgemm_available() && device.is_cpu() && !bf16;
+}
+
 }  // namespace qa

@@ -441,6 +441,15 @@ bool T5ModelImpl::use_sdpa(bool on) {
   return active;
 }
 
+std::string T5ModelImpl::attention_path(int64_t batch, bool bf16) const {
+  const auto device = shared->weight.device();
+  if (sdpa_) return device.is_cuda() && efficient_attention_usable() ? "memory_efficient_kernel" : "scaled_dot_product_attention";
+  // One-token operands of the batch and heads, in the dtype autocast would give them.
+  const auto one_token = torch::empty({batch, config_.num_heads, 1, config_.d_kv},
+                                      torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat).device(device));
+  return fused_cpu_ && fused_attention_applies(one_token, one_token, one_token, torch::Tensor()) ? "fused_cpu" : "explicit";
+}
+
 // The fused kernels take the additive mask in the dtype of the queries (bf16 under autocast), and the
 // memory-efficient one on CUDA in its own layout (compat::efficient_attention_bias: materialised,
 // rows padded to 16). The bias is the same tensor for every layer of a stack ([B, H, S, S] for the
@@ -456,6 +465,7 @@ torch::Tensor T5ModelImpl::attention_bias(const torch::Tensor& bias, int64_t bat
 }
 
 void T5ModelImpl::set_fused_cpu_attention(bool on) {
+  fused_cpu_ = on;
   for (const auto& m : modules(/*include_self=*/false)) {
     if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) a->set_fused_cpu_attention(on);
   }

@@ -21,6 +21,7 @@
 #include "qa/log/progress.hpp"
 #include "qa/log/report.hpp"
 #include "qa/log/tensorboard.hpp"
+#include "qa/model/onednn_linear.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/fault_injection.hpp"
@@ -301,14 +302,16 @@ TrainSummary train(const Config& cfg) {
   model->train();
   model->set_activation_checkpointing(cfg.train.activation_checkpointing);
   if (cfg.train.activation_checkpointing) spdlog::info("model: activation checkpointing (each block recomputed in the backward pass)");
-  // Fused attention kernels where they pay (CUDA, LibTorch >= 2.1); explicit products on CPU.
-  const bool sdpa = model->use_sdpa(device.is_cuda());
+  // LibTorch's fused attention kernels on CUDA (LibTorch >= 2.1); on the CPU qa-train's fused pass in
+  // fp32 (model/fused_attention) and explicit products in bf16.
+  model->use_sdpa(device.is_cuda());
   int64_t n_params = 0;
   for (const auto& p : model->parameters()) n_params += p.numel();
-  spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters, attention {}",
+  spdlog::info("model: T5 d_model {} d_ff {} ({}), {}+{} layers, {} heads x {}, vocab {}, {} parameters, attention {}{}",
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params,
-               sdpa ? "scaled_dot_product_attention" : "explicit");
+               model->attention_path(cfg.train.batch_size, bf16),
+               onednn_linear_in_training(device, bf16) ? ", projections' backward products through oneDNN" : "");
   Optimizer optimizer(model, cfg.train);
   // Dropout stream, independent of init; each rank its own (rank 0's equals a single process's).
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank));

@@ -227,6 +227,21 @@ TEST_F(FusedAttention, TheModelComputesTheSameWithSeparateOperators) {
   }
 }
 
+// What the model reports (logs, bench JSON) is what its layers take.
+TEST_F(FusedAttention, TheModelReportsThePathItsLayersTake) {
+  auto m = test::tiny_training_model(/*num_heads=*/3, /*seed=*/11);
+  EXPECT_EQ(m->attention_path(/*batch=*/2, /*bf16=*/false), "fused_cpu");
+  EXPECT_EQ(m->attention_path(2, /*bf16=*/true), "explicit");  // autocast's products
+  at::set_num_threads(8);
+  EXPECT_EQ(m->attention_path(2, false), "explicit");  // 2 x 3 matrices for 8 threads
+  at::set_num_threads(2);
+  m->set_fused_cpu_attention(false);
+  EXPECT_EQ(m->attention_path(2, false), "explicit");
+  int64_t calls = 0;
+  test::tiny_pass_counting(m, torch::kCPU, /*bf16=*/false, "qa::fused_attention", calls);
+  EXPECT_EQ(calls, 0);
+}
+
 TEST_F(FusedAttention, AppliesOnlyToWhatItHandles) {
   const auto t = torch::randn({2, 3, 5, 4}), keys = torch::randn({2, 3, 6, 4});
   EXPECT_TRUE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 6})));

@@ -79,8 +79,11 @@ TEST_F(OnednnLinear, AppliesOnlyToWhatItHandles) {
   const bool under_autocast = onednn_linear_applies(x, w);
   compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});
   EXPECT_FALSE(under_autocast);
+  EXPECT_TRUE(onednn_linear_in_training(torch::kCPU, /*bf16=*/false));
+  EXPECT_FALSE(onednn_linear_in_training(torch::kCPU, /*bf16=*/true));
   set_onednn_linear_enabled(false);
   EXPECT_FALSE(onednn_linear_applies(x, w));
+  EXPECT_FALSE(onednn_linear_in_training(torch::kCPU, false));
 }
 
 // The whole model with and without it: the same logits and gradients, and every projection (lm_head

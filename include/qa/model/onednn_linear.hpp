@@ -21,4 +21,8 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w);
 void set_onednn_linear_enabled(bool on);
 bool onednn_linear_enabled();
 
+// Whether training on `device` in bf16 (autocast) or fp32 takes it: the setting on, oneDNN's sgemm
+// callable, the CPU, fp32. For logs and benchmark reports.
+bool onednn_linear_in_training(const torch::Device& device, bool bf16);
+
 }  // namespace qa

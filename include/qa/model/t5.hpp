@@ -216,6 +216,12 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   // otherwise. Not used through at::scaled_dot_product_attention (use_sdpa).
   void set_fused_cpu_attention(bool on);
 
+  // What computes attention's core in training on batches of `batch` sequences, in bf16 (autocast)
+  // or fp32, on the model's device: "memory_efficient_kernel", "scaled_dot_product_attention",
+  // "fused_cpu" (model/fused_attention) or "explicit" (separate products and softmax). For logs and
+  // benchmark reports, asked the way the layers ask.
+  std::string attention_path(int64_t batch, bool bf16) const;
+
   // Activation checkpointing (Hugging Face's gradient_checkpointing): while training with grad mode
   // on and no KV cache, each block keeps only its inputs and recomputes its activations in the
   // backward pass (model/activation_checkpoint). Same loss and gradients; generation and evaluation
@@ -245,6 +251,7 @@ class T5ModelImpl : public torch::nn::Module {  // HF: T5ForConditionalGeneratio
   torch::Tensor attention_bias(const torch::Tensor& bias, int64_t batch, int64_t queries) const;
   T5Config config_;
   bool sdpa_ = false;
+  bool fused_cpu_ = true;
   bool sparse_embedding_grad_ = false;
   bool capturable_embedding_ = false;
 };
