@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "qa/runtime/blas.hpp"
+#include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -26,7 +27,15 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
     ctx->save_for_backward({x, w});
-    return torch::linear(x, w);
+    if (!onednn_linear_forward()) return torch::linear(x, w);
+    const int64_t in = w.size(1), out = w.size(0);
+    const auto xm = rows_of(x, in);
+    auto y = torch::empty({xm.size(0), out}, xm.options());
+    onednn_sgemm_row_major(false, true, xm.size(0), out, in, 1.0f, xm.data_ptr<float>(), xm.stride(0),
+                           w.data_ptr<float>(), in, 0.0f, y.data_ptr<float>(), out);
+    auto sizes = x.sizes().vec();
+    sizes.back() = out;
+    return y.view(sizes);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -58,7 +67,7 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
 }  // namespace
 
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
-  if (!enabled.load(std::memory_order_relaxed) || !onednn_sgemm_available()) return false;
+  if (!onednn_linear_usable()) return false;
   if (!torch::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) return false;
   if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
   return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
@@ -74,8 +83,25 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w) {
 void set_onednn_linear_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 bool onednn_linear_enabled() { return enabled.load(std::memory_order_relaxed); }
 
+bool onednn_linear_usable() {
+#if defined(__x86_64__)
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+#else
+  constexpr bool avx512 = false;
+#endif
+  return avx512 && onednn_linear_enabled() && onednn_sgemm_available();
+}
+
+bool onednn_linear_forward() {
+  static const bool below = blas_kernel_older_than_cpu();  // the BLAS does not change within a process
+  return below && onednn_linear_usable();
+}
+
 bool onednn_linear_in_training(const torch::Device& device, bool bf16) {
-  return onednn_linear_enabled() && onednn_sgemm_available() && device.is_cpu() && !bf16;
+  return onednn_linear_usable() && device.is_cpu() && !bf16;
 }
 
 }  // namespace qa

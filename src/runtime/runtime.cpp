@@ -46,17 +46,19 @@ std::string blas_core_name() {
   return name ? name : "";
 }
 
+bool blas_kernel_older_than_cpu() {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f")) return false;
+  const std::string core = blas_core_name();
+  return core.empty() || core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Haswell" || core == "Zen";
+}
+
 std::string blas_hint() {
   const std::string core = blas_core_name();
-  if (core.empty() || std::getenv("OPENBLAS_CORETYPE")) return "";
-  const bool generic = core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Haswell" || core == "Zen";
-  __builtin_cpu_init();
-  if (generic && __builtin_cpu_supports("avx512f")) {
-    return "OpenBLAS runs its generic '" + core +
-           "' kernel on this AVX-512 CPU; fp32 matrix products may be several times faster with "
-           "OPENBLAS_CORETYPE=SkylakeX (or SapphireRapids) in the environment";
-  }
-  return "";
+  if (core.empty() || std::getenv("OPENBLAS_CORETYPE") || !blas_kernel_older_than_cpu()) return "";
+  return "OpenBLAS runs its generic '" + core +
+         "' kernel on this AVX-512 CPU; fp32 matrix products may be several times faster with "
+         "OPENBLAS_CORETYPE=SkylakeX (or SapphireRapids) in the environment";
 }
 
 std::string torch_version() { return std::string("LibTorch ") + TORCH_VERSION; }

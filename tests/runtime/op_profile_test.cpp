@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qa/cli/bench_command.hpp"
+#include "qa/model/onednn_linear.hpp"
 #include "qa/runtime/blas.hpp"
 
 namespace qa {
@@ -66,11 +67,11 @@ TEST(OpProfile, OwnCpuKernelsAreNamed) {
   for (const auto& op : r.at("profile")) names.insert(op.at("name").get<std::string>());
   std::vector<std::string> own = {"qa::adamw_step_cpu", "qa::fused_rms_norm"};
   if (blas_sgemm_available()) own.push_back("qa::fused_attention");  // else separate operators
-  if (onednn_sgemm_available()) own.push_back("qa::onednn_linear");   // else LibTorch's products
+  if (onednn_linear_usable()) own.push_back("qa::onednn_linear");   // else LibTorch's products
   for (const auto& name : own) {
     EXPECT_EQ(names.count(name), 1u) << name << " missing from\n" << r.at("profile_table").get<std::string>();
   }
-  EXPECT_EQ(r.at("cpu_gemm"), onednn_sgemm_available() ? "onednn_backward" : "blas");
+  EXPECT_EQ(r.at("cpu_gemm"), !onednn_linear_usable() ? "blas" : onednn_linear_forward() ? "onednn" : "onednn_backward");
 }
 
 }  // namespace

@@ -1,19 +1,22 @@
 // x W^T for fp32 training on the CPU, with the backward pass's two products (dx = dy W, dW = dy^T x)
 // through oneDNN's sgemm (runtime/blas). On the Zen 4 CPU here oneDNN runs those ~10% faster than
 // OpenBLAS's Cooperlake kernel at every projection shape of T5, lm_head included, while OpenBLAS runs
-// the forward x W^T faster at half of them; so the forward product stays LibTorch's (bench/RESULTS.md).
+// the forward x W^T faster at half of them; so the forward product stays LibTorch's (bench/RESULTS.md),
+// unless LibTorch's BLAS runs below the CPU (runtime's blas_kernel_older_than_cpu: OpenBLAS on a
+// generic kernel, 2-3x slower than oneDNN there, or the reference BLAS). Measured on AVX-512 CPUs
+// only, so only used on those.
 #pragma once
 
 #include <torch/torch.h>
 
 namespace qa {
 
-// True when onednn_linear handles these operands: the setting below on, oneDNN's sgemm callable,
-// CPU, fp32 (CPU autocast off), x [..., in], w a contiguous [out, in] matrix, and a gradient wanted
+// True when onednn_linear handles these operands: onednn_linear_usable(), CPU, fp32 (CPU autocast off), x [..., in], w a contiguous [out, in] matrix, and a gradient wanted
 // (grad mode on and x or w requiring one). Otherwise callers use torch::linear.
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
 
-// x W^T: [..., out]. The forward product is torch::linear's own (same bits); differentiable in x and w.
+// x W^T: [..., out]. The forward product is torch::linear's own (same bits) unless
+// onednn_linear_forward(); differentiable in x and w.
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w);
 
 // Process-wide, on by default: off leaves every product to LibTorch (bench --cpu-gemm blas; tests
@@ -21,8 +24,14 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w);
 void set_onednn_linear_enabled(bool on);
 bool onednn_linear_enabled();
 
-// Whether training on `device` in bf16 (autocast) or fp32 takes it: the setting on, oneDNN's sgemm
-// callable, the CPU, fp32. For logs and benchmark reports.
+// The setting above on, oneDNN's sgemm callable, an x86-64 CPU with AVX-512.
+bool onednn_linear_usable();
+
+// onednn_linear_usable() and LibTorch's BLAS below the CPU: the forward product through oneDNN too.
+bool onednn_linear_forward();
+
+// Whether training on `device` in bf16 (autocast) or fp32 takes it: usable, the CPU, fp32. For logs
+// and benchmark reports.
 bool onednn_linear_in_training(const torch::Device& device, bool bf16);
 
 }  // namespace qa

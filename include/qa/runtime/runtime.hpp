@@ -15,6 +15,11 @@ std::string resolve_device(const std::string& requested);
 
 // OpenBLAS's kernel name ("Prescott", "SkylakeX", ...) when OpenBLAS is loaded, else "".
 std::string blas_core_name();
+// On a CPU with AVX-512: whether LibTorch's fp32 products run below what the CPU can do, through
+// OpenBLAS on an older generic kernel ("Prescott", "Haswell", ...: ~50-80 GFLOP/s on 2 cores where
+// oneDNN runs ~200) or through a BLAS that is not OpenBLAS (Debian's default libblas.so.3 is the
+// reference BLAS, ~100x slower). False on other CPUs.
+bool blas_kernel_older_than_cpu();
 // A one-line hint when OpenBLAS runs a generic kernel on a CPU that has AVX-512, else "".
 std::string blas_hint();
 
