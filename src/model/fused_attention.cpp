@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "qa/model/onednn_linear.hpp"
 #include "qa/model/vector_math.hpp"
 #include "qa/runtime/blas.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -121,6 +122,18 @@ torch::Tensor empty_heads_last(int64_t b, int64_t h, int64_t q, int64_t d, const
   return torch::empty_strided({b, h, q, d}, {q * h * d, d, h * d, 1}, options);
 }
 
+// One matrix's product: the BLAS's sgemm, or oneDNN's where LibTorch's BLAS runs below the CPU (a
+// generic OpenBLAS kernel: ~40 GFLOP/s per core where oneDNN runs ~100), as the projections decide
+// (model/onednn_linear). Both run single-threaded inside the parallel region.
+void matrix_product(bool trans_a, bool trans_b, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                    float beta, float* c, int ldc) {
+  if (onednn_linear_forward()) {
+    onednn_sgemm_row_major(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    sgemm_row_major(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
 class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
  public:
   // has_bias: whether bias is an operand (autograd's apply takes no undefined tensors). keep: dropout's
@@ -150,12 +163,12 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
         if (rows.data) {
           for (int64_t i = 0; i < q_len; ++i) std::memcpy(p + i * k_len, rows.row(b, h, i), k_len * sizeof(float));
         }
-        sgemm_row_major(false, true, iq, ik, id, 1.0f, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, rows.data ? 1.0f : 0.0f, p, ik);
+        matrix_product(false, true, iq, ik, id, mq.at(b, h), mq.ld, mk.at(b, h), mk.ld, rows.data ? 1.0f : 0.0f, p, ik);
         for (int64_t i = 0; i < q_len; ++i) softmax_row(p + i * k_len, k_len);
         // p stays undropped: the softmax's backward needs it.
         const float* kp = keep_all ? keep_all + t * q_len * k_len : nullptr;
         const float* w = weights_used(p, kp, scale, dropped, q_len * k_len);
-        sgemm_row_major(false, false, iq, id, ik, 1.0f, w, ik, mv.at(b, h), mv.ld, 0.0f, mo.mut(b, h), mo.ld);
+        matrix_product(false, false, iq, id, ik, w, ik, mv.at(b, h), mv.ld, 0.0f, mo.mut(b, h), mo.ld);
       }
     });
     ctx->save_for_backward({q, k, v, probs, keep});
@@ -192,13 +205,13 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
         const float* kp = keep_all ? keep_all + t * q_len * k_len : nullptr;
         const float* w = weights_used(p, kp, scale, dropped, q_len * k_len);  // as the forward pass had them
         // dV = W^T dO; dW = dO V^T, through the dropout to dP, then the softmax's backward turns it into dS in place
-        sgemm_row_major(true, false, ik, id, iq, 1.0f, w, ik, mg.at(b, h), mg.ld, 0.0f, mdv.mut(b, h), mdv.ld);
-        sgemm_row_major(false, true, iq, ik, id, 1.0f, mg.at(b, h), mg.ld, mv.at(b, h), mv.ld, 0.0f, ds, ik);
+        matrix_product(true, false, ik, id, iq, w, ik, mg.at(b, h), mg.ld, 0.0f, mdv.mut(b, h), mdv.ld);
+        matrix_product(false, true, iq, ik, id, mg.at(b, h), mg.ld, mv.at(b, h), mv.ld, 0.0f, ds, ik);
         if (kp) apply_keep(ds, kp, scale, ds, q_len * k_len);
         for (int64_t i = 0; i < q_len; ++i) softmax_backward_row(p + i * k_len, ds + i * k_len, k_len);
         // dQ = dS K; dK = dS^T Q
-        sgemm_row_major(false, false, iq, id, ik, 1.0f, ds, ik, mk.at(b, h), mk.ld, 0.0f, mdq.mut(b, h), mdq.ld);
-        sgemm_row_major(true, false, ik, id, iq, 1.0f, ds, ik, mq.at(b, h), mq.ld, 0.0f, mdk.mut(b, h), mdk.ld);
+        matrix_product(false, false, iq, id, ik, ds, ik, mk.at(b, h), mk.ld, 0.0f, mdq.mut(b, h), mdq.ld);
+        matrix_product(true, false, ik, id, iq, ds, ik, mq.at(b, h), mq.ld, 0.0f, mdk.mut(b, h), mdk.ld);
       }
     });
     torch::Tensor dbias;

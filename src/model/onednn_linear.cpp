@@ -68,7 +68,10 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
 
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
   if (!onednn_linear_usable()) return false;
-  if (!torch::GradMode::is_enabled() || !(x.requires_grad() || w.requires_grad())) return false;
+  // Without a gradient only where the forward product is oneDNN's: activation checkpointing runs a
+  // block without grad and recomputes it with grad, and both must compute the same bits.
+  const bool grad_wanted = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
+  if (!grad_wanted && !onednn_linear_forward()) return false;
   if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
   return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
          w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&

@@ -13,7 +13,9 @@ namespace qa {
 
 // True when onednn_linear handles these operands: onednn_linear_usable(), CPU, fp32 (CPU autocast
 // off), x [..., in], w a contiguous [out, in] matrix, and a gradient wanted (grad mode on and x or w
-// requiring one). Otherwise callers use torch::linear.
+// requiring one) unless onednn_linear_forward() (then evaluation and generation take it too, and a
+// block recomputed by activation checkpointing computes what its first pass did). Otherwise callers
+// use torch::linear.
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
 
 // x W^T: [..., out]. The forward product is torch::linear's own (same bits) unless
