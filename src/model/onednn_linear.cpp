@@ -86,17 +86,7 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w) {
 void set_onednn_linear_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 bool onednn_linear_enabled() { return enabled.load(std::memory_order_relaxed); }
 
-bool onednn_linear_usable() {
-#if defined(__x86_64__)
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-#else
-  constexpr bool avx512 = false;
-#endif
-  return avx512 && onednn_linear_enabled() && onednn_sgemm_available();
-}
+bool onednn_linear_usable() { return cpu_has_avx512() && onednn_linear_enabled() && onednn_sgemm_available(); }
 
 bool onednn_linear_forward() {
   static const bool below = blas_kernel_older_than_cpu();  // the BLAS does not change within a process

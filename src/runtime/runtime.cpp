@@ -46,9 +46,20 @@ std::string blas_core_name() {
   return name ? name : "";
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__)
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return avx512;
+#else
+  return false;
+#endif
+}
+
 bool blas_kernel_older_than_cpu() {
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f")) return false;
+  if (!cpu_has_avx512()) return false;
   const std::string core = blas_core_name();
   return core.empty() || core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Haswell" || core == "Zen";
 }

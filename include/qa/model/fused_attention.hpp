@@ -1,7 +1,8 @@
 // T5's attention core on the CPU in fp32, softmax(q k^T + bias) v, as one pass per (batch, head)
 // matrix forward and one backward: each thread takes whole matrices, multiplies them through the
-// BLAS's sgemm directly (oneDNN's where the BLAS runs a generic kernel: model/onednn_linear), and adds the bias, normalises and (backward) differentiates the softmax on
-// the [Q, K] matrix it just computed, while it is still in cache. Separate operators instead stream
+// BLAS's sgemm directly (oneDNN's where the BLAS runs a generic kernel: model/onednn_linear), and
+// adds the bias, normalises and (backward) differentiates the softmax on the [Q, K] matrix it just
+// computed, while it is still in cache. Separate operators instead stream
 // every [B, H, Q, K] tensor through memory four more times (bias add, softmax, softmax backward, the
 // bias gradient). No 1/sqrt(d_kv) scaling: T5 folds it into the initialisation of q.
 #pragma once

@@ -15,6 +15,8 @@ std::string resolve_device(const std::string& requested);
 
 // OpenBLAS's kernel name ("Prescott", "SkylakeX", ...) when OpenBLAS is loaded, else "".
 std::string blas_core_name();
+// Whether this is an x86-64 CPU with AVX-512 (checked once).
+bool cpu_has_avx512();
 // On a CPU with AVX-512: whether LibTorch's fp32 products run below what the CPU can do, through
 // OpenBLAS on an older generic kernel ("Prescott", "Haswell", ...: ~50-80 GFLOP/s on 2 cores where
 // oneDNN runs ~200) or through a BLAS that is not OpenBLAS (Debian's default libblas.so.3 is the
