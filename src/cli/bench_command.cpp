@@ -214,7 +214,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"stacked_projections", o.stacked_projections},
-          {"cpu_gemm", !onednn_linear_in_training(device, bf16) ? "blas" : onednn_linear_forward() ? "onednn" : "onednn_backward"},
+          {"cpu_gemm", !onednn_linear_in_training(device, bf16) ? "blas" : onednn_linear_forward() ? "onednn" : "onednn_except_short_forward"},
           {"profile", profile},
           {"profile_categories", profile_categories},
           {"profile_by_op", profile_by_op},

@@ -27,12 +27,21 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
     ctx->save_for_backward({x, w});
-    if (!onednn_linear_forward()) return torch::linear(x, w);
     const int64_t in = w.size(1), out = w.size(0);
+    const int64_t rows = x.numel() / in;
+    if (!onednn_forward_for_rows(rows)) return torch::linear(x, w);
     const auto xm = rows_of(x, in);
-    auto y = torch::empty({xm.size(0), out}, xm.options());
-    onednn_sgemm_row_major(false, true, xm.size(0), out, in, 1.0f, xm.data_ptr<float>(), xm.stride(0),
-                           w.data_ptr<float>(), in, 0.0f, y.data_ptr<float>(), out);
+    auto y = torch::empty({rows, out}, xm.options());
+    if (rows >= kOnednnTransposedForwardMinRows) {
+      // x (W^T): oneDNN reads both operands untransposed, 212-232 GFLOP/s at the projections' shapes
+      // here against 157-221 for x W^T (bench/RESULTS.md). The copy of W^T costs what ~400 rows gain.
+      const auto wt = w.t().contiguous();
+      onednn_sgemm_row_major(false, false, rows, out, in, 1.0f, xm.data_ptr<float>(), xm.stride(0),
+                             wt.data_ptr<float>(), out, 0.0f, y.data_ptr<float>(), out);
+    } else {
+      onednn_sgemm_row_major(false, true, rows, out, in, 1.0f, xm.data_ptr<float>(), xm.stride(0),
+                             w.data_ptr<float>(), in, 0.0f, y.data_ptr<float>(), out);
+    }
     auto sizes = x.sizes().vec();
     sizes.back() = out;
     return y.view(sizes);
@@ -71,7 +80,7 @@ bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
   // Without a gradient only where the forward product is oneDNN's: activation checkpointing runs a
   // block without grad and recomputes it with grad, and both must compute the same bits.
   const bool grad_wanted = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
-  if (!grad_wanted && !onednn_linear_forward()) return false;
+  if (!grad_wanted && (w.dim() != 2 || w.size(1) == 0 || !onednn_forward_for_rows(x.numel() / w.size(1)))) return false;
   if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
   return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
          w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
@@ -91,6 +100,10 @@ bool onednn_linear_usable() { return cpu_has_avx512() && onednn_linear_enabled()
 bool onednn_linear_forward() {
   static const bool below = blas_kernel_older_than_cpu();  // the BLAS does not change within a process
   return below && onednn_linear_usable();
+}
+
+bool onednn_forward_for_rows(int64_t rows) {
+  return onednn_linear_forward() || (rows >= kOnednnTransposedForwardMinRows && onednn_linear_usable());
 }
 
 bool onednn_linear_in_training(const torch::Device& device, bool bf16) {

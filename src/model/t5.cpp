@@ -21,7 +21,7 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
-// x W^T; in fp32 CPU training with the backward's products through oneDNN (model/onednn_linear).
+// x W^T; in fp32 CPU training with oneDNN's products where they are faster (model/onednn_linear).
 torch::Tensor product(const torch::Tensor& x, const torch::Tensor& w) {
   return onednn_linear_applies(x, w) ? onednn_linear(x, w) : torch::linear(x, w);
 }

@@ -97,7 +97,7 @@ double matmul_peak_flops(const std::string& device_name, bool bf16, int64_t n) {
     auto c = torch::mm(a, b);
     (void)c.sum().item<double>();  // waits for the device
   });
-  // fp32 training on the CPU runs its backward products through oneDNN (model/onednn_linear): the
+  // fp32 training on the CPU runs most of its products through oneDNN (model/onednn_linear): the
   // peak is that of the faster of the two kernels.
   if (device.is_cpu() && !bf16 && onednn_sgemm_available()) {
     auto c = torch::empty({n, n}, opts);

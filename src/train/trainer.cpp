@@ -311,9 +311,10 @@ TrainSummary train(const Config& cfg) {
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params,
                model->attention_path(cfg.train.batch_size, bf16),
-               !onednn_linear_in_training(device, bf16) ? ""
-               : onednn_linear_forward()               ? ", projections' products through oneDNN"
-                                                       : ", projections' backward products through oneDNN");
+               !onednn_linear_in_training(device, bf16) ? std::string()
+               : onednn_linear_forward()               ? std::string(", projections' products through oneDNN")
+                                                       : ", projections' products through oneDNN except forward ones of fewer than " +
+                                                             std::to_string(kOnednnTransposedForwardMinRows) + " rows");
   Optimizer optimizer(model, cfg.train);
   // Dropout stream, independent of init; each rank its own (rank 0's equals a single process's).
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank));

@@ -1,6 +1,7 @@
 // x W^T with its backward products through oneDNN gives torch::linear's value (the same bits, where the
-// forward product stays LibTorch's) and its gradients (against a double-precision reference), whatever the operands' layouts, and takes over every
-// projection of the model when training in fp32 on the CPU.
+// forward product stays LibTorch's; else against a double-precision reference) and its gradients
+// (against that reference), whatever the operands' layouts, and takes over every projection of the
+// model when training in fp32 on the CPU.
 #include "qa/model/onednn_linear.hpp"
 
 #include <gtest/gtest.h>
@@ -34,7 +35,7 @@ void expect_matches_reference(const torch::Tensor& x, const torch::Tensor& w, co
       x, w, dy);
   const auto exact = test::value_and_grads([](const torch::Tensor& a, const torch::Tensor& b) { return torch::linear(a, b); },
                                            x.to(torch::kDouble), w.to(torch::kDouble), dy.to(torch::kDouble));
-  if (onednn_linear_forward()) {  // LibTorch's BLAS is slow here: the forward product is oneDNN's too
+  if (onednn_forward_for_rows(x.numel() / x.size(-1))) {  // long, or LibTorch's BLAS is slow here
     EXPECT_LT(test::rel_err(ours.value.to(torch::kDouble), exact.value), 2e-6);
   } else {
     EXPECT_TRUE(torch::equal(ours.value, torch::linear(x, w)));  // the forward product is LibTorch's own
@@ -55,6 +56,29 @@ TEST_F(OnednnLinear, StridedInputsAndOutputGradients) {
   const auto x = torch::randn({48, 3, 10}).permute({1, 2, 0});
   const auto dy = torch::randn({3, 10, 40}).slice(2, 5, 25);
   expect_matches_reference(x, torch::randn({20, 48}), dy);
+}
+
+// From kOnednnTransposedForwardMinRows rows on, the forward product is oneDNN's, with W^T copied.
+TEST_F(OnednnLinear, LongForwardProducts) {
+  const int64_t rows = kOnednnTransposedForwardMinRows;
+  EXPECT_TRUE(onednn_forward_for_rows(rows));
+  EXPECT_EQ(onednn_forward_for_rows(rows - 1), onednn_linear_forward());
+  expect_matches_reference(torch::randn({rows, 48}), torch::randn({20, 48}), torch::randn({rows, 20}));
+  expect_matches_reference(torch::randn({2, rows / 2 + 3, 40}), torch::randn({72, 40}), torch::randn({2, rows / 2 + 3, 72}));
+  const auto x = torch::randn({48, 2, rows / 2}).permute({1, 2, 0});  // strided
+  expect_matches_reference(x, torch::randn({24, 48}), torch::randn({2, rows / 2, 24}));
+}
+
+// Evaluation, generation and activation checkpointing's first pass run without a gradient: a long
+// product must take the same path there, and compute the same bits, as with one.
+TEST_F(OnednnLinear, LongProductsComputeTheSameWithoutAGradient) {
+  const auto x = torch::randn({3, 400, 64}), w = torch::randn({96, 64});
+  const auto with_grad = onednn_linear(x.clone().requires_grad_(true), w.clone().requires_grad_(true)).detach();
+  torch::NoGradGuard no_grad;
+  ASSERT_TRUE(onednn_linear_applies(x, w));
+  EXPECT_TRUE(torch::equal(onednn_linear(x, w), with_grad));
+  EXPECT_LT(test::rel_err(with_grad.to(torch::kDouble), torch::linear(x.to(torch::kDouble), w.to(torch::kDouble))), 2e-6);
+  EXPECT_EQ(onednn_linear_applies(x.narrow(1, 0, 300), w), onednn_linear_forward());  // 900 rows
 }
 
 TEST_F(OnednnLinear, OnlyTheGradientsThatAreWanted) {

@@ -24,7 +24,7 @@ struct BenchOptions {
   bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
   std::string attention = "auto";  // auto (fused kernels on CUDA, explicit products on the CPU) | fused | explicit
   std::string stacked_projections = "auto";  // auto | on | off: see StackedProjections (model/t5.hpp)
-  std::string cpu_gemm = "auto";  // auto (oneDNN for fp32 backward products, and forward ones where the BLAS is slow: model/onednn_linear) | blas
+  std::string cpu_gemm = "auto";  // auto (oneDNN for fp32 backward products and long forward ones, all forward ones where the BLAS is slow: model/onednn_linear) | blas
 };
 
 // Runs the benchmark; returns {"shape", "tokens_per_sec", "ms_per_step", "peak_mem_mb", "mfu",
