@@ -195,6 +195,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"device", device_name},
           {"precision", o.precision},
           {"threads", threads},
+          {"kernel_threads", own_kernel_threads()},
           {"batch", o.batch},
           {"src_len", o.src_len},
           {"tgt_len", o.tgt_len},

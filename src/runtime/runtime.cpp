@@ -4,7 +4,10 @@
 #include <sched.h>
 #include <sys/resource.h>
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -27,6 +30,12 @@ int configure_threads(int64_t requested) {
   }
   torch::set_num_threads(n);
   return torch::get_num_threads();
+}
+
+int own_kernel_threads() {
+  std::atomic<uint64_t> seen{0};
+  at::parallel_for(0, 4096, 1, [&](int64_t, int64_t) { seen.fetch_or(uint64_t{1} << (at::get_thread_num() % 64)); });
+  return __builtin_popcountll(seen.load());
 }
 
 std::string resolve_device(const std::string& requested) {

@@ -10,6 +10,11 @@ namespace qa {
 // Returns the number in effect.
 int configure_threads(int64_t requested);
 
+// How many threads qa-train's own CPU kernels (the fused attention, RMSNorm, gated GELU, AdamW:
+// at::parallel_for in its units) run on: LibTorch's intra-op threads where the build compiled them
+// with LibTorch's OpenMP runtime (CMakeLists.txt, QA_OPENMP), else 1. Measured by running a loop.
+int own_kernel_threads();
+
 // "cpu" or "cuda" for a config value auto | cpu | cuda; cuda without a usable GPU is an error.
 std::string resolve_device(const std::string& requested);
 
