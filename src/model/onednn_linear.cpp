@@ -77,14 +77,15 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
 
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
   if (!onednn_linear_usable()) return false;
+  if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
+  const bool handled = x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+                       w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
+                       x.size(-1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
+  if (!handled) return false;
   // Without a gradient only where the forward product is oneDNN's: activation checkpointing runs a
   // block without grad and recomputes it with grad, and both must compute the same bits.
   const bool grad_wanted = torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad());
-  if (!grad_wanted && (w.dim() != 2 || w.size(1) == 0 || !onednn_forward_for_rows(x.numel() / w.size(1)))) return false;
-  if (compat::autocast_state(c10::DeviceType::CPU).enabled) return false;  // autocast decides the dtype
-  return x.device().is_cpu() && w.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-         w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
-         x.size(-1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
+  return grad_wanted || onednn_forward_for_rows(x.numel() / w.size(1));
 }
 
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w) {

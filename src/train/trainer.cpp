@@ -277,9 +277,11 @@ TrainSummary train(const Config& cfg) {
                cfg.runtime.device == "auto" && device_name == "cpu" ? " (auto: no CUDA device)" : "", threads,
                cfg.train.precision, blas_core_name().empty() ? "" : ", OpenBLAS kernel " + blas_core_name());
   if (auto hint = blas_hint(); !hint.empty() && !bf16) spdlog::warn("{}", hint);
-  if (const int own = own_kernel_threads(); !device.is_cuda() && own < threads) {
-    spdlog::info("runtime: qa-train's own CPU kernels run on {} thread(s): this build's LibTorch does not use the "
-                 "system's OpenMP runtime (see CMakeLists.txt)", own);
+  if (!device.is_cuda()) {
+    if (const int own = own_kernel_threads(); own < threads) {
+      spdlog::info("runtime: qa-train's own CPU kernels run on {} thread(s): this build's LibTorch does not use the "
+                   "system's OpenMP runtime (see CMakeLists.txt)", own);
+    }
   }
   if (device.is_cuda()) spdlog::info("cuda: {}", describe_cuda_device(device.index()));
   // Memory figures for metrics lines: RSS always, the CUDA allocator's on a GPU.
