@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "qa/model/onednn_linear.hpp"
+#include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
 #include "qa/runtime/blas.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -17,55 +18,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-constexpr int kLanes = 16;  // independent partial maxima and sums: lets the reductions vectorise
-
-// Softmax of one row in place. e^x below e^-87 is taken as 0, so masked keys get exactly 0, as in
-// softmax.
-QA_VECTOR_CLONES void softmax_row(float* x, int64_t n) {
-  float lane_max[kLanes];
-  for (int l = 0; l < kLanes; ++l) lane_max[l] = -std::numeric_limits<float>::infinity();
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane_max[l] = x[j + l] > lane_max[l] ? x[j + l] : lane_max[l];
-  }
-  float m = -std::numeric_limits<float>::infinity();
-  for (int l = 0; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
-  float lane_sum[kLanes] = {};
-  j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float d = x[j + l] - m;
-      const float e = vec::exp_clamped(d);
-      x[j + l] = d < -87.0f ? 0.0f : e;
-      lane_sum[l] += x[j + l];
-    }
-  }
-  float sum = 0.0f;
-  for (int l = 0; l < kLanes; ++l) sum += lane_sum[l];
-  for (; j < n; ++j) {
-    const float d = x[j] - m;
-    const float e = vec::exp_clamped(d);
-    x[j] = d < -87.0f ? 0.0f : e;
-    sum += x[j];
-  }
-  const float scale = 1.0f / sum;
-  for (j = 0; j < n; ++j) x[j] *= scale;
-}
-
-// The softmax's backward for one row, in place: dp becomes p * (dp - sum_j p_j dp_j).
-QA_VECTOR_CLONES void softmax_backward_row(const float* p, float* dp, int64_t n) {
-  float lane_dot[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane_dot[l] += p[j + l] * dp[j + l];
-  }
-  float dot = 0.0f;
-  for (int l = 0; l < kLanes; ++l) dot += lane_dot[l];
-  for (; j < n; ++j) dot += p[j] * dp[j];
-  for (j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - dot);
-}
 
 // Dropout of attention weights: out = x * keep * scale, keep 0 or 1 (out may be x).
 QA_VECTOR_CLONES void apply_keep(const float* x, const float* keep, float scale, float* out, int64_t n) {

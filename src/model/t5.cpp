@@ -8,6 +8,7 @@
 
 #include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/batched_matmul.hpp"
+#include "qa/model/bias_softmax.hpp"
 #include "qa/model/fused_attention.hpp"
 #include "qa/model/fused_gated_gelu.hpp"
 #include "qa/model/fused_rms_norm.hpp"
@@ -227,11 +228,17 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // would otherwise be rounded to 8 bits. The next product narrows the weights to bf16 again. On CUDA
   // they stay in the products' type, as the fused kernels keep them (bias in bf16, softmax summing in
   // fp32): fp32 [B, H, Q, K] passes would double the traffic of what is there a memory-bound step.
-  auto scores = widen(stack_product(queries, keys.transpose(2, 3)));
-  if (bias.defined()) scores = scores + bias;
-  // at::_softmax, not softmax: CUDA autocast runs softmax in fp32, casting [B, H, Q, K] both ways.
-  auto weights = scores.is_cuda() ? at::_softmax(scores, -1, /*half_to_float=*/false) : torch::softmax(scores, -1);
-  weights = maybe_dropout(weights, dropout_, is_training());
+  const auto raw_scores = stack_product(queries, keys.transpose(2, 3));
+  torch::Tensor weights;
+  if (!(is_training() && dropout_ > 0) && bias_softmax_applies(raw_scores, bias)) {
+    weights = bias_softmax(raw_scores, bias);  // the same, one pass per row (bf16 on the CPU)
+  } else {
+    auto scores = widen(raw_scores);
+    if (bias.defined()) scores = scores + bias;
+    // at::_softmax, not softmax: CUDA autocast runs softmax in fp32, casting [B, H, Q, K] both ways.
+    weights = scores.is_cuda() ? at::_softmax(scores, -1, /*half_to_float=*/false) : torch::softmax(scores, -1);
+    weights = maybe_dropout(weights, dropout_, is_training());
+  }
   // [B, H, Q, d_kv], laid out as [B, Q, H, d_kv] where batched_matmul runs: the reshape below is then a view
   auto out = stack_product(weights, values, queries);
   return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
