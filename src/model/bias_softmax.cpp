@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "qa/model/bias_rows.hpp"
 #include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
 
@@ -31,20 +32,6 @@ QA_VECTOR_CLONES void narrow_row(const float* in, c10::BFloat16* out, int64_t n)
   }
 }
 
-// Row i of a [B, H, Q, K] operand through its strides (0 where it broadcasts); the last stride is 1.
-struct Rows {
-  const float* data = nullptr;
-  int64_t sb = 0, sh = 0, sq = 0;
-
-  Rows() = default;
-  explicit Rows(const torch::Tensor& t) : data(t.data_ptr<float>()) {
-    sb = t.size(0) == 1 ? 0 : t.stride(0);
-    sh = t.size(1) == 1 ? 0 : t.stride(1);
-    sq = t.size(2) == 1 ? 0 : t.stride(2);
-  }
-  const float* row(int64_t b, int64_t h, int64_t i) const { return data + b * sb + h * sh + i * sq; }
-};
-
 // Rows per task: enough elements to amortise the hand-off.
 int64_t row_grain(int64_t k) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)); }
 
@@ -60,7 +47,7 @@ class BiasSoftmaxFunction : public torch::autograd::Function<BiasSoftmaxFunction
     const auto* s = scores.data_ptr<c10::BFloat16>();
     float* p = probs.data_ptr<float>();
     auto* o = out.data_ptr<c10::BFloat16>();
-    const Rows rows = has_bias ? Rows(bias) : Rows();
+    const BiasRows rows = has_bias ? BiasRows(bias) : BiasRows();
     at::parallel_for(0, scores.numel() / std::max<int64_t>(k_len, 1), row_grain(k_len), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int64_t i = r % q_len, h = (r / q_len) % heads, b = r / (q_len * heads);

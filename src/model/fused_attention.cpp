@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "qa/model/bias_rows.hpp"
 #include "qa/model/onednn_linear.hpp"
 #include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
@@ -54,20 +55,6 @@ bool blas_layout(const torch::Tensor& t) {
   return t.size(2) == 1 || t.stride(2) >= std::max<int64_t>(t.size(3), 1);
 }
 torch::Tensor as_blas_layout(const torch::Tensor& t) { return blas_layout(t) ? t : t.contiguous(); }
-
-// The bias's row for query i of matrix (b, h), through its strides, 0 where it broadcasts.
-struct BiasRows {
-  const float* data = nullptr;
-  int64_t sb = 0, sh = 0, sq = 0;
-
-  BiasRows() = default;
-  explicit BiasRows(const torch::Tensor& t) : data(t.data_ptr<float>()) {
-    sb = t.size(0) == 1 ? 0 : t.stride(0);
-    sh = t.size(1) == 1 ? 0 : t.stride(1);
-    sq = t.size(2) == 1 ? 0 : t.stride(2);
-  }
-  const float* row(int64_t b, int64_t h, int64_t i) const { return data ? data + b * sb + h * sh + i * sq : nullptr; }
-};
 
 // [B, H, Q, D] with the strides of [B, Q, H, D]: heads merge back into [B, Q, H * D] as a view.
 torch::Tensor empty_heads_last(int64_t b, int64_t h, int64_t q, int64_t d, const torch::TensorOptions& options) {
