@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "qa/model/bf16_rows.hpp"
 #include "qa/model/bias_rows.hpp"
 #include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
@@ -15,21 +16,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-QA_VECTOR_CLONES void widen_row(const c10::BFloat16* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = vec::bits_to_float(static_cast<uint32_t>(in[i].x) << 16);
-}
-
 QA_VECTOR_CLONES void widen_add_row(const c10::BFloat16* in, const float* bias, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = vec::bits_to_float(static_cast<uint32_t>(in[i].x) << 16) + bias[i];
-}
-
-// Round to nearest even, as LibTorch's conversion does; NaN stays NaN.
-QA_VECTOR_CLONES void narrow_row(const float* in, c10::BFloat16* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = vec::float_to_bits(in[i]);
-    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    out[i].x = static_cast<uint16_t>(in[i] != in[i] ? 0x7FC0u : rounded);
-  }
 }
 
 // Rows per task: enough elements to amortise the hand-off.
@@ -55,10 +43,10 @@ class BiasSoftmaxFunction : public torch::autograd::Function<BiasSoftmaxFunction
         if (rows.data) {
           widen_add_row(s + r * k_len, rows.row(b, h, i), x, k_len);
         } else {
-          widen_row(s + r * k_len, x, k_len);
+          widen_bf16(s + r * k_len, x, k_len);
         }
         softmax_row(x, k_len);
-        narrow_row(x, o + r * k_len, k_len);
+        narrow_bf16(x, o + r * k_len, k_len);
       }
     });
     ctx->save_for_backward({probs});
@@ -83,9 +71,9 @@ class BiasSoftmaxFunction : public torch::autograd::Function<BiasSoftmaxFunction
       std::vector<float> scratch(df ? 0 : k_len);
       for (int64_t r = begin; r < end; ++r) {
         float* d = df ? df + r * k_len : scratch.data();
-        widen_row(gp + r * k_len, d, k_len);
+        widen_bf16(gp + r * k_len, d, k_len);
         softmax_backward_row(p + r * k_len, d, k_len);
-        narrow_row(d, ds + r * k_len, k_len);
+        narrow_bf16(d, ds + r * k_len, k_len);
       }
     });
     torch::Tensor dbias;
