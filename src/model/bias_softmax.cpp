@@ -28,7 +28,7 @@ class BiasSoftmaxFunction : public torch::autograd::Function<BiasSoftmaxFunction
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& scores_in, const torch::Tensor& bias_in,
                                bool has_bias) {
     const auto scores = scores_in.contiguous();
-    const torch::Tensor bias = has_bias && bias_in.size(3) > 1 && bias_in.stride(3) != 1 ? bias_in.contiguous() : bias_in;
+    const torch::Tensor bias = has_bias ? with_contiguous_keys(bias_in) : bias_in;
     const int64_t heads = scores.size(1), q_len = scores.size(2), k_len = scores.size(3);
     auto probs = torch::empty(scores.sizes(), scores.options().dtype(torch::kFloat));
     auto out = torch::empty(scores.sizes(), scores.options());

@@ -81,7 +81,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
                                const torch::Tensor& v_in, const torch::Tensor& bias_in, bool has_bias,
                                const torch::Tensor& keep, double keep_scale) {
     const auto q = as_blas_layout(q_in), k = as_blas_layout(k_in), v = as_blas_layout(v_in);
-    const torch::Tensor bias = has_bias && bias_in.size(3) > 1 && bias_in.stride(3) != 1 ? bias_in.contiguous() : bias_in;
+    const torch::Tensor bias = has_bias ? with_contiguous_keys(bias_in) : bias_in;
     const int64_t batch = q.size(0), heads = q.size(1), q_len = q.size(2), d = q.size(3), k_len = k.size(2);
     // The attention weights, kept for the backward pass as the separate operators keep them.
     auto probs = torch::empty({batch, heads, q_len, k_len}, q.options());

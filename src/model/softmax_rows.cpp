@@ -6,6 +6,7 @@
 
 namespace qa {
 namespace {
+
 constexpr int kLanes = 16;  // independent partial maxima and sums: lets the reductions vectorise
 
 }  // namespace

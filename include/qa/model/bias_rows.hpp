@@ -6,8 +6,13 @@
 
 namespace qa {
 
+// The bias with its keys contiguous (a copy only where they are not), as BiasRows reads it.
+inline torch::Tensor with_contiguous_keys(const torch::Tensor& bias) {
+  return bias.size(3) > 1 && bias.stride(3) != 1 ? bias.contiguous() : bias;
+}
+
 // The bias's row for query i of matrix (b, h), through its strides, 0 where it broadcasts. The last
-// stride must be 1 (callers make it so); undefined (default) gives null rows.
+// stride must be 1 (with_contiguous_keys); undefined (default) gives null rows.
 struct BiasRows {
   const float* data = nullptr;
   int64_t sb = 0, sh = 0, sq = 0;
