@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--cuda-graphs", bench_opts.cuda_graphs,
                       "Replay each step's forward and backward pass from a recorded CUDA graph (train.cuda_graphs)");
   bench_cmd->add_option("--attention", bench_opts.attention,
-                        "auto (fused kernels on CUDA, explicit products on the CPU), fused (needs LibTorch >= 2.1), explicit")
+                        "auto (fused kernels on CUDA, qa-train's fused pass on the CPU), fused (LibTorch's, needs >= 2.1), explicit")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fused", "explicit"}));
   bench_cmd->add_option("--stacked-projections", bench_opts.stacked_projections,
                         "q/k/v and wi_0/wi_1 as one product each: auto (CUDA training), on, off")

@@ -221,7 +221,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   if (fused_cpu_ && fused_attention_applies(queries, keys, values, bias)) {
     const auto out = fused_attention(queries, keys, values, bias, is_training() ? dropout_ : 0.0);
-    return project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_}));
+    return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
   }
   // On the CPU, scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under
   // bf16 the small score differences that content-based attention starts from, and their gradients,

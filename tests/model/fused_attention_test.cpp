@@ -36,11 +36,18 @@ struct Result {
 };
 
 // Output and gradients for a fixed output gradient; fused, or softmax(q k^T + bias) v in double.
-Result run(const Operands& o, const torch::Tensor& dout, bool fused) {
+// bf16: the fused pass gets q, k, v and the output's gradient in bf16 (as autocast's projections give
+// them; the bias stays fp32), the reference the same values in double.
+Result run(const Operands& o, const torch::Tensor& dout_in, bool fused, bool bf16 = false) {
+  const auto operand = [&](const torch::Tensor& t) {
+    const auto rounded = bf16 ? t.to(torch::kBFloat16) : t;
+    return (fused ? rounded : rounded.to(torch::kDouble)).clone().requires_grad_(true);
+  };
   const auto leaf = [fused](const torch::Tensor& t) {
     return t.defined() ? (fused ? t : t.to(torch::kDouble)).clone().requires_grad_(true) : t;
   };
-  auto q = leaf(o.q), k = leaf(o.k), v = leaf(o.v), lb = leaf(o.learned_bias);
+  auto q = operand(o.q), k = operand(o.k), v = operand(o.v), lb = leaf(o.learned_bias);
+  const auto dout = bf16 ? dout_in.to(torch::kBFloat16) : dout_in;
   torch::Tensor bias = lb;
   if (o.mask.defined()) {
     const auto m = fused ? o.mask : o.mask.to(torch::kDouble);
@@ -68,15 +75,31 @@ void expect_close(const torch::Tensor& got, const torch::Tensor& want, const cha
   EXPECT_LT(err, 2e-6) << what;
 }
 
-void expect_matches_reference(const Operands& o) {
+// Within bf16's rounding of the reference (8 significant bits: the output, the weights and the scores'
+// gradient are rounded once each), relative to the largest value.
+void expect_bf16_close(const torch::Tensor& got, const torch::Tensor& want, const char* what) {
+  ASSERT_TRUE(got.defined()) << what;
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const double err = (got.to(torch::kDouble) - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-12);
+  EXPECT_LT(err, 1.0 / 128) << what;
+}
+
+void expect_matches_reference(const Operands& o, bool bf16 = false) {
   const int64_t b = o.q.size(0), q_len = o.q.size(1), d = o.q.size(2) / o.heads;
   const auto dout = torch::randn({b, o.heads, q_len, d});
-  const auto f = run(o, dout, true), r = run(o, dout, false);
-  expect_close(f.out, r.out, "output");
-  expect_close(f.dq, r.dq, "d queries");
-  expect_close(f.dk, r.dk, "d keys");
-  expect_close(f.dv, r.dv, "d values");
-  if (o.learned_bias.defined()) expect_close(f.dbias, r.dbias, "d bias");
+  const auto f = run(o, dout, true, bf16), r = run(o, dout, false, bf16);
+  const auto close = bf16 ? expect_bf16_close : expect_close;
+  if (bf16) {
+    for (const auto* t : {&f.out, &f.dq, &f.dk, &f.dv}) EXPECT_EQ(t->scalar_type(), torch::kBFloat16);
+  }
+  close(f.out, r.out, "output");
+  close(f.dq, r.dq, "d queries");
+  close(f.dk, r.dk, "d keys");
+  close(f.dv, r.dv, "d values");
+  if (o.learned_bias.defined()) {
+    EXPECT_EQ(f.dbias.scalar_type(), torch::kFloat);
+    close(f.dbias, r.dbias, "d bias");
+  }
 }
 
 // Padding: the last `padded` keys of row 0 masked with the lowest float, as the model's mask does.
@@ -231,7 +254,8 @@ TEST_F(FusedAttention, TheModelComputesTheSameWithSeparateOperators) {
 TEST_F(FusedAttention, TheModelReportsThePathItsLayersTake) {
   auto m = test::tiny_training_model(/*num_heads=*/3, /*seed=*/11);
   EXPECT_EQ(m->attention_path(/*batch=*/2, /*bf16=*/false), "fused_cpu");
-  EXPECT_EQ(m->attention_path(2, /*bf16=*/true), "explicit");  // autocast's products
+  // bf16: autocast's projections give bf16 q, k and v, which the pass takes where oneDNN's bf16 product runs
+  EXPECT_EQ(m->attention_path(2, /*bf16=*/true), onednn_gemm_bf16_available() ? "fused_cpu" : "explicit");
   at::set_num_threads(8);
   EXPECT_EQ(m->attention_path(2, false), "explicit");  // 2 x 3 matrices for 8 threads
   at::set_num_threads(2);
@@ -246,7 +270,11 @@ TEST_F(FusedAttention, AppliesOnlyToWhatItHandles) {
   const auto t = torch::randn({2, 3, 5, 4}), keys = torch::randn({2, 3, 6, 4});
   EXPECT_TRUE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 6})));
   EXPECT_TRUE(fused_attention_applies(t, keys, keys, torch::Tensor()));
-  EXPECT_FALSE(fused_attention_applies(t.to(torch::kBFloat16), keys, keys, torch::Tensor()));  // fp32 only
+  const auto tb = t.to(torch::kBFloat16), kb = keys.to(torch::kBFloat16);
+  EXPECT_EQ(fused_attention_applies(tb, kb, kb, torch::Tensor()), onednn_gemm_bf16_available());
+  EXPECT_FALSE(fused_attention_applies(tb, keys, keys, torch::Tensor()));                      // mixed types
+  EXPECT_FALSE(fused_attention_applies(t.to(torch::kHalf), keys.to(torch::kHalf), keys.to(torch::kHalf), torch::Tensor()));
+  EXPECT_FALSE(fused_attention_applies(tb, kb, kb, torch::randn({2, 3, 5, 6}).to(torch::kBFloat16)));  // the bias is fp32
   EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 3, 5, 5})));            // bias over 5 keys, not 6
   EXPECT_FALSE(fused_attention_applies(t, keys, keys, torch::randn({2, 2, 5, 6})));            // 2 heads, not 3 or 1
   EXPECT_FALSE(fused_attention_applies(t, torch::randn({2, 3, 6, 5}), keys, torch::Tensor()));  // d_kv differs
@@ -260,6 +288,79 @@ TEST_F(FusedAttention, AppliesOnlyToWhatItHandles) {
   const bool under_autocast = fused_attention_applies(t, keys, keys, torch::Tensor());
   compat::set_autocast_state(c10::DeviceType::CPU, {false, torch::kBFloat16});
   EXPECT_FALSE(under_autocast);
+}
+
+// bf16 operands, as autocast's projections return them: oneDNN's bf16 products accumulating in fp32,
+// the bias, softmax and every [Q, K] matrix in fp32 in between.
+class FusedAttentionBf16 : public FusedAttention {
+ protected:
+  void SetUp() override {
+    FusedAttention::SetUp();
+    if (!onednn_gemm_bf16_available()) GTEST_SKIP() << "no oneDNN bf16 product here: bf16 attention keeps separate operators";
+  }
+};
+
+TEST_F(FusedAttentionBf16, EncoderDecoderAndCrossAttention) {
+  const int64_t b = 3, l = 37, t = 9, h = 4, d = 8;
+  const auto x = [&](int64_t len) { return torch::randn({b, len, h * d}); };
+  const auto causal = torch::full({t, t}, kLowest).triu(1).view({1, 1, t, t});
+  expect_matches_reference({x(l), x(l), x(l), torch::randn({1, h, l, l}), padding_mask(b, l, 5), h}, true);
+  expect_matches_reference({x(t), x(t), x(t), torch::randn({1, h, t, t}), causal, h}, true);
+  expect_matches_reference({x(t), x(l), x(l), torch::Tensor(), padding_mask(b, l, 4), h}, true);
+  expect_matches_reference({x(1), x(l), x(l), torch::randn({1, h, 1, l}), torch::Tensor(), h}, true);  // a decoding step
+  expect_matches_reference({x(l), x(l), x(l), torch::randn({b, 1, l, l}), torch::Tensor(), h}, true);  // shared by heads
+  expect_matches_reference({x(l), x(l), x(l), torch::Tensor(), torch::Tensor(), h}, true);              // no bias
+}
+
+TEST_F(FusedAttentionBf16, DropoutDrawsAsInFp32) {
+  const int64_t b = 2, l = 21, h = 3, d = 8;
+  const double p = 0.25;
+  const auto q = torch::randn({b, h, l, d}).to(torch::kBFloat16), k = torch::randn({b, h, l, d}).to(torch::kBFloat16),
+             v = torch::randn({b, h, l, d}).to(torch::kBFloat16);
+  const auto bias = torch::randn({1, h, l, l});
+  torch::manual_seed(3);
+  const auto bf16 = fused_attention(q, k, v, bias, p);
+  torch::manual_seed(3);
+  const auto fp32 = fused_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat), bias, p);
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  expect_bf16_close(bf16, fp32.to(torch::kDouble), "output with dropout");
+}
+
+TEST_F(FusedAttentionBf16, BitsDoNotDependOnTheThreadCount) {
+  const int64_t b = 2, l = 33, h = 3, d = 8;
+  const Operands o{torch::randn({b, l, h * d}), torch::randn({b, l, h * d}), torch::randn({b, l, h * d}),
+                   torch::randn({1, h, l, l}), padding_mask(b, l, 3), h};
+  const auto dout = torch::randn({b, h, l, d});
+  at::set_num_threads(1);
+  const auto one = run(o, dout, true, true);
+  at::set_num_threads(2);
+  const auto two = run(o, dout, true, true);
+  EXPECT_TRUE(torch::equal(one.out, two.out));
+  EXPECT_TRUE(torch::equal(one.dq, two.dq));
+  EXPECT_TRUE(torch::equal(one.dk, two.dk));
+  EXPECT_TRUE(torch::equal(one.dv, two.dv));
+  EXPECT_TRUE(torch::equal(one.dbias, two.dbias));
+}
+
+// The whole model under bf16 autocast with the fused pass and with separate operators (LibTorch's bf16
+// products around model/bias_softmax): the same logits and gradients to bf16's rounding, and the fused
+// pass is what runs.
+TEST_F(FusedAttentionBf16, TheModelComputesTheSameWithSeparateOperators) {
+  const auto run = [](bool fused, int64_t* fused_calls) {
+    auto m = test::tiny_training_model(/*num_heads=*/3, /*seed=*/11);
+    m->set_fused_cpu_attention(fused);
+    return test::tiny_pass_counting(m, torch::kCPU, /*bf16=*/true, "qa::fused_attention", *fused_calls);
+  };
+  int64_t calls_fused = 0, calls_separate = 0;
+  const auto fused = run(true, &calls_fused), separate = run(false, &calls_separate);
+  const auto c = test::tiny_t5_config(40, 3);
+  EXPECT_EQ(calls_fused, c.num_layers + 2 * c.num_decoder_layers);
+  EXPECT_EQ(calls_separate, 0);
+  EXPECT_LT(test::rel_err(fused.logits, separate.logits), 2e-2);
+  ASSERT_EQ(fused.grads.size(), separate.grads.size());
+  for (std::size_t i = 0; i < fused.grads.size(); ++i) {
+    EXPECT_LT(test::rel_err(fused.grads[i], separate.grads[i]), 5e-2) << "parameter " << i;
+  }
 }
 
 }  // namespace

@@ -30,4 +30,14 @@ bool onednn_sgemm_available();
 void onednn_sgemm_row_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// Whether oneDNN's bf16 product (dnnl_gemm_bf16bf16f32: bf16 operands, fp32 accumulation and result)
+// is there and runs on this CPU (it needs AVX-512; checked once, with a 1 x 1 x 1 product).
+bool onednn_gemm_bf16_available();
+
+// As onednn_sgemm_row_major with bf16 operands (their bits, as c10::BFloat16 stores them) and an fp32
+// C. Only when onednn_gemm_bf16_available(); throws std::runtime_error if oneDNN reports a failure.
+void onednn_gemm_bf16_row_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                                const std::uint16_t* a, int64_t lda, const std::uint16_t* b, int64_t ldb, float beta,
+                                float* c, int64_t ldc);
+
 }  // namespace qa
