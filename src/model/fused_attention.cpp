@@ -99,7 +99,7 @@ void product_into(bool trans_a, bool trans_b, int m, int n, int k, const BF16* a
 
 // An fp32 [Q, K] matrix (weights, the scores' gradient) as an operand of the next product: itself in
 // fp32; rounded to bf16 into scratch under bf16, as autocast's products take it.
-const float* as_operand(const float* m, int64_t n, std::vector<float>& /*scratch*/) { return m; }
+const float* as_operand(const float* m, int64_t /*n*/, std::vector<float>& /*scratch*/) { return m; }
 const BF16* as_operand(const float* m, int64_t n, std::vector<BF16>& scratch) {
   scratch.resize(static_cast<std::size_t>(n));
   narrow_bf16(m, scratch.data(), n);

@@ -3,7 +3,9 @@
 // add the bias, take the softmax and narrow the weights again for the next product: four passes over
 // every [B, H, Q, K] tensor forward and as many backward, plus the bias gradient's. Here each row is
 // widened, biased, normalised and narrowed while it is in cache; the fp32 weights are kept for the
-// backward pass, as softmax keeps them.
+// backward pass, as softmax keeps them. Used where bf16 attention runs as separate products
+// (`bench --attention explicit`, fewer matrices than threads, no oneDNN bf16 product); otherwise
+// model/fused_attention computes the whole attention.
 #pragma once
 
 #include <torch/torch.h>
