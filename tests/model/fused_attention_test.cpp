@@ -39,13 +39,10 @@ struct Result {
 // bf16: the fused pass gets q, k, v and the output's gradient in bf16 (as autocast's projections give
 // them; the bias stays fp32), the reference the same values in double.
 Result run(const Operands& o, const torch::Tensor& dout_in, bool fused, bool bf16 = false) {
-  const auto operand = [&](const torch::Tensor& t) {
-    const auto rounded = bf16 ? t.to(torch::kBFloat16) : t;
-    return (fused ? rounded : rounded.to(torch::kDouble)).clone().requires_grad_(true);
-  };
   const auto leaf = [fused](const torch::Tensor& t) {
     return t.defined() ? (fused ? t : t.to(torch::kDouble)).clone().requires_grad_(true) : t;
   };
+  const auto operand = [&](const torch::Tensor& t) { return leaf(bf16 ? t.to(torch::kBFloat16) : t); };
   auto q = operand(o.q), k = operand(o.k), v = operand(o.v), lb = leaf(o.learned_bias);
   const auto dout = bf16 ? dout_in.to(torch::kBFloat16) : dout_in;
   torch::Tensor bias = lb;
@@ -67,38 +64,34 @@ Result run(const Operands& o, const torch::Tensor& dout_in, bool fused, bool bf1
   return {out.detach(), q.grad(), k.grad(), v.grad(), lb.defined() ? lb.grad() : torch::Tensor()};
 }
 
-void expect_close(const torch::Tensor& got, const torch::Tensor& want, const char* what) {
+// Relative to the reference's largest value: fp32 products' rounding, and bf16's (8 significant bits:
+// the output, the weights and the scores' gradient are rounded once each).
+constexpr double kFp32Tolerance = 2e-6, kBf16Tolerance = 1.0 / 128;
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const char* what,
+                  double tolerance = kFp32Tolerance) {
   ASSERT_TRUE(got.defined()) << what;
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
   const auto g = got.to(torch::kDouble);
   const double err = (g - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-12);
-  EXPECT_LT(err, 2e-6) << what;
-}
-
-// Within bf16's rounding of the reference (8 significant bits: the output, the weights and the scores'
-// gradient are rounded once each), relative to the largest value.
-void expect_bf16_close(const torch::Tensor& got, const torch::Tensor& want, const char* what) {
-  ASSERT_TRUE(got.defined()) << what;
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const double err = (got.to(torch::kDouble) - want).abs().max().item<double>() / std::max(want.abs().max().item<double>(), 1e-12);
-  EXPECT_LT(err, 1.0 / 128) << what;
+  EXPECT_LT(err, tolerance) << what;
 }
 
 void expect_matches_reference(const Operands& o, bool bf16 = false) {
   const int64_t b = o.q.size(0), q_len = o.q.size(1), d = o.q.size(2) / o.heads;
   const auto dout = torch::randn({b, o.heads, q_len, d});
   const auto f = run(o, dout, true, bf16), r = run(o, dout, false, bf16);
-  const auto close = bf16 ? expect_bf16_close : expect_close;
+  const double tolerance = bf16 ? kBf16Tolerance : kFp32Tolerance;
   if (bf16) {
     for (const auto* t : {&f.out, &f.dq, &f.dk, &f.dv}) EXPECT_EQ(t->scalar_type(), torch::kBFloat16);
   }
-  close(f.out, r.out, "output");
-  close(f.dq, r.dq, "d queries");
-  close(f.dk, r.dk, "d keys");
-  close(f.dv, r.dv, "d values");
+  expect_close(f.out, r.out, "output", tolerance);
+  expect_close(f.dq, r.dq, "d queries", tolerance);
+  expect_close(f.dk, r.dk, "d keys", tolerance);
+  expect_close(f.dv, r.dv, "d values", tolerance);
   if (o.learned_bias.defined()) {
     EXPECT_EQ(f.dbias.scalar_type(), torch::kFloat);
-    close(f.dbias, r.dbias, "d bias");
+    expect_close(f.dbias, r.dbias, "d bias", tolerance);
   }
 }
 
@@ -331,7 +324,7 @@ TEST_F(FusedAttentionBf16, DropoutDrawsAsInFp32) {
   torch::manual_seed(3);
   const auto fp32 = fused_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat), bias, p);
   EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
-  expect_bf16_close(bf16, fp32.to(torch::kDouble), "output with dropout");
+  expect_close(bf16, fp32.to(torch::kDouble), "output with dropout", kBf16Tolerance);
 }
 
 TEST_F(FusedAttentionBf16, BitsDoNotDependOnTheThreadCount) { expect_thread_independent(true); }

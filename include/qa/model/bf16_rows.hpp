@@ -1,5 +1,6 @@
 // bf16 <-> fp32 conversion of contiguous runs, vectorised for the CPU: qa-train's own bf16 kernels
-// (model/fused_gated_gelu, model/bias_softmax) compute in fp32 on rows or blocks they widen and narrow.
+// (model/fused_gated_gelu, model/bias_softmax, model/fused_attention) compute in fp32 on rows or blocks
+// they widen and narrow.
 #pragma once
 
 #include <c10/util/BFloat16.h>

@@ -24,11 +24,11 @@ namespace qa {
 bool fused_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& bias);
 
-// dropout(softmax(q k^T + bias, -1)) v, differentiable in q, k, v and bias (its gradient summed over
-// the dimensions it broadcasts over; fp32 in bf16 runs too). Dropout (probability in [0, 1); 0: none) zeroes weights with
-// LibTorch's generator and scales the rest by 1 / (1 - p), as torch::dropout in training does. The
-// result is [B, H, Q, D] laid out as [B, Q, H, D], so that
-// merging the heads afterwards is a view. Each matrix is computed by one thread, so the bits do not
+// dropout(softmax(q k^T + bias, -1)) v in q's type, differentiable in q, k, v and bias (its gradient
+// fp32, summed over the dimensions it broadcasts over). Dropout (probability in [0, 1); 0: none) zeroes
+// weights with LibTorch's generator and scales the rest by 1 / (1 - p), as torch::dropout in training
+// does. The result is [B, H, Q, D] laid out as [B, Q, H, D], so that merging the heads afterwards is a
+// view. Each matrix is computed by one thread, so the bits do not
 // depend on the number of threads. Rows whose keys are all masked with the lowest float give the
 // mean of the values, as softmax does.
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
