@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
                         "q/k/v and wi_0/wi_1 as one product each: auto (CUDA training), on, off")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   bench_cmd->add_option("--cpu-gemm", bench_opts.cpu_gemm,
-                        "fp32 CPU training's projections: auto (backward products and forward ones of >= 1024 rows through oneDNN's sgemm where LibTorch links it, all forward ones too where the BLAS runs a generic kernel), blas (LibTorch's products only)")
+                        "CPU training's projections: auto (fp32: backward products and forward ones of >= 1024 rows through oneDNN's sgemm where LibTorch links it, all forward ones too where the BLAS runs a generic kernel; bf16: every product through oneDNN's bf16 gemm where it runs), blas (LibTorch's products only, autocast's in bf16)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "blas"}));
   bench_cmd->add_option("--profile", bench_opts.profile_rows,
                         "Profile one more step and print its N most expensive ops by self time, on CUDA its kernels by GPU time (stderr)")

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "qa/model/matrix_rows.hpp"
 #include "qa/runtime/blas.hpp"
 #include "qa/runtime/runtime.hpp"
 #include "qa/runtime/torch_compat.hpp"
@@ -16,13 +17,6 @@ using torch::autograd::tensor_list;
 
 std::atomic<bool> enabled{true};
 
-// t as a [rows, cols] matrix whose rows are contiguous (a view where its layout allows, else a copy).
-torch::Tensor rows_of(const torch::Tensor& t, int64_t cols) {
-  auto m = t.reshape({-1, cols});
-  if (m.stride(1) != 1 || m.stride(0) < cols) m = m.contiguous();
-  return m;
-}
-
 class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w) {
@@ -30,7 +24,7 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
     const int64_t in = w.size(1), out = w.size(0);
     const int64_t rows = x.numel() / in;
     if (!onednn_forward_for_rows(rows)) return torch::linear(x, w);
-    const auto xm = rows_of(x, in);
+    const auto xm = matrix_rows(x, in);
     auto y = torch::empty({rows, out}, xm.options());
     if (rows >= kOnednnTransposedForwardMinRows) {
       // x (W^T): oneDNN reads both operands untransposed, 212-232 GFLOP/s at the projections' shapes
@@ -52,7 +46,7 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
     const auto& x = saved[0];
     const auto& w = saved[1];
     const int64_t in = w.size(1), out = w.size(0);
-    const auto dy = rows_of(grads[0], out);
+    const auto dy = matrix_rows(grads[0], out);
     const int64_t rows = dy.size(0);
     torch::Tensor dx, dw;
     if (ctx->needs_input_grad(0)) {
@@ -64,7 +58,7 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
     }
     if (ctx->needs_input_grad(1)) {
       // dW = dy^T x: [out, rows] x [rows, in].
-      const auto xm = rows_of(x, in);
+      const auto xm = matrix_rows(x, in);
       dw = torch::empty({out, in}, dy.options());
       onednn_sgemm_row_major(true, false, out, in, rows, 1.0f, dy.data_ptr<float>(), dy.stride(0),
                              xm.data_ptr<float>(), xm.stride(0), 0.0f, dw.data_ptr<float>(), in);

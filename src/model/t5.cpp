@@ -8,6 +8,7 @@
 
 #include "qa/model/activation_checkpoint.hpp"
 #include "qa/model/batched_matmul.hpp"
+#include "qa/model/bf16_linear.hpp"
 #include "qa/model/bias_softmax.hpp"
 #include "qa/model/fused_attention.hpp"
 #include "qa/model/fused_gated_gelu.hpp"
@@ -22,9 +23,23 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
-// x W^T; in fp32 CPU training with oneDNN's products where they are faster (model/onednn_linear).
-torch::Tensor product(const torch::Tensor& x, const torch::Tensor& w) {
-  return onednn_linear_applies(x, w) ? onednn_linear(x, w) : torch::linear(x, w);
+torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
+
+// Under bf16 autocast, matrix products return bfloat16. On the CPU, LibTorch's element-wise work
+// (activations, masks) is both more accurate and much faster in fp32, so products are widened right
+// away; the next product narrows its input again (the fused gated GELU reads and writes bf16 itself,
+// computing in fp32, and skips both casts). On a GPU that would be one more cast kernel per product and twice
+// the memory traffic of every element-wise pass, so products stay bf16 there, as in Hugging Face
+// (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
+torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
+
+// x W^T, in fp32 where `widened` (see widen), else in the product's type (bf16 under autocast). On the
+// CPU through oneDNN where that is faster: fp32 training (model/onednn_linear); bf16 autocast
+// (model/bf16_linear, which returns the wanted type straight from its fp32 sums).
+torch::Tensor product(const torch::Tensor& x, const torch::Tensor& w, bool widened = false) {
+  if (bf16_linear_applies(x, w)) return bf16_linear(x, w, widened ? torch::kFloat : torch::kBFloat16);
+  const auto y = onednn_linear_applies(x, w) ? onednn_linear(x, w) : torch::linear(x, w);
+  return widened ? widen(y) : y;
 }
 
 // x W^T (+ b) through at::linear, not the module's forward: LibTorch 1.13's torch::nn::Linear computes
@@ -32,9 +47,10 @@ torch::Tensor product(const torch::Tensor& x, const torch::Tensor& w) {
 // Each call then cast its weight again: under bf16, every generated token re-cast the whole model (the
 // lm_head alone is 16M values; ~40% of flan-t5-small's greedy generation). at::linear is autocast's own
 // op, so each weight is cast once per autocast scope.
-torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  if (!layer->bias.defined()) return product(x, layer->weight);
-  return torch::linear(x, layer->weight, layer->bias);
+torch::Tensor project(const torch::nn::Linear& layer, const torch::Tensor& x, bool widened = false) {
+  if (!layer->bias.defined()) return product(x, layer->weight, widened);
+  const auto y = torch::linear(x, layer->weight, layer->bias);
+  return widened ? widen(y) : y;
 }
 
 using Layers = std::initializer_list<const torch::nn::Linear*>;
@@ -87,16 +103,6 @@ void disable_efficient_attention(const char* why) {
                  "at::scaled_dot_product_attention, much slower where the position bias needs a gradient", why);
   }
 }
-
-torch::Tensor to_float(const torch::Tensor& x) { return x.scalar_type() == torch::kFloat ? x : x.to(torch::kFloat); }
-
-// Under bf16 autocast, matrix products return bfloat16. On the CPU, LibTorch's element-wise work
-// (activations, masks) is both more accurate and much faster in fp32, so products are widened right
-// away; the next product narrows its input again (the fused gated GELU reads and writes bf16 itself,
-// computing in fp32, and skips both casts). On a GPU that would be one more cast kernel per product and twice
-// the memory traffic of every element-wise pass, so products stay bf16 there, as in Hugging Face
-// (the residual stream stays fp32 either way: fp32 + bf16 is fp32). A no-op in fp32 runs.
-torch::Tensor widen(const torch::Tensor& x) { return x.is_cuda() ? x : to_float(x); }
 
 // Attention's products of [B, H, ., .] stacks; on the CPU in fp32, a whole matrix per thread, the
 // result laid out like out_layout where given (see batched_matmul.hpp).
@@ -217,11 +223,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
       }
     }
     if (!out.defined()) out = compat::scaled_dot_product_attention(queries, k_dt, v_dt, mask, p, /*scale=*/1.0);
-    return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+    return project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_}), /*widened=*/true);
   }
   if (fused_cpu_ && fused_attention_applies(queries, keys, values, bias)) {
     const auto out = fused_attention(queries, keys, values, bias, is_training() ? dropout_ : 0.0);
-    return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+    return project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_}), /*widened=*/true);
   }
   // On the CPU, scores, bias and softmax in fp32 as in Hugging Face (softmax(scores.float())): under
   // bf16 the small score differences that content-based attention starts from, and their gradients,
@@ -241,7 +247,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   // [B, H, Q, d_kv], laid out as [B, Q, H, d_kv] where batched_matmul runs: the reshape below is then a view
   auto out = stack_product(weights, values, queries);
-  return widen(project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_})));
+  return project(o, out.transpose(1, 2).reshape({batch, q_len, n_heads_ * d_kv_}), /*widened=*/true);
 }
 
 // ---- feed-forward --------------------------------------------------------------------------------
@@ -280,9 +286,9 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
       h = tanh_gelu_ && fused_gated_gelu_applies(a, b) ? fused_gated_gelu(a, b) : act(widen(a)) * widen(b);
     }
   } else {
-    h = act(widen(project(wi, x)));
+    h = act(project(wi, x, /*widened=*/true));
   }
-  return widen(project(wo, maybe_dropout(h, dropout_, is_training())));
+  return project(wo, maybe_dropout(h, dropout_, is_training()), /*widened=*/true);
 }
 
 // ---- sub-layers --------------------------------------------------------------------------------
@@ -400,9 +406,10 @@ torch::Tensor T5ModelImpl::encode(const torch::Tensor& input_ids, const torch::T
 }
 
 torch::Tensor T5ModelImpl::lm_logits(const torch::Tensor& decoder_states) {
-  if (lm_head) return project(lm_head, decoder_states);
+  // Widened: the loss and generation's choices read the logits in fp32.
+  if (lm_head) return project(lm_head, decoder_states, /*widened=*/true);
   // Tied embeddings: Mesh TensorFlow rescales the output before the shared projection.
-  return product(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight);
+  return product(decoder_states * std::pow(static_cast<double>(config_.d_model), -0.5), shared->weight, /*widened=*/true);
 }
 
 torch::Tensor T5ModelImpl::decode(const torch::Tensor& decoder_input_ids, const torch::Tensor& encoder_states,

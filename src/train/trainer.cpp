@@ -21,6 +21,7 @@
 #include "qa/log/progress.hpp"
 #include "qa/log/report.hpp"
 #include "qa/log/tensorboard.hpp"
+#include "qa/model/bf16_linear.hpp"
 #include "qa/model/onednn_linear.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/runtime.hpp"
@@ -317,8 +318,9 @@ TrainSummary train(const Config& cfg) {
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params,
                model->attention_path(cfg.train.batch_size, bf16),
-               !onednn_linear_in_training(device, bf16) ? std::string()
-               : onednn_linear_forward()               ? std::string(", projections' products through oneDNN")
+               bf16 ? (bf16_linear_in_training(device) ? std::string(", projections' products through oneDNN's bf16 gemm") : std::string())
+               : !onednn_linear_in_training(device, bf16) ? std::string()
+               : onednn_linear_forward()                  ? std::string(", projections' products through oneDNN")
                                                        : ", projections' products through oneDNN except forward ones of fewer than " +
                                                              std::to_string(kOnednnTransposedForwardMinRows) + " rows");
   Optimizer optimizer(model, cfg.train);

@@ -132,7 +132,7 @@ TEST(T5Model, Bf16AutocastStaysCloseToFp32) {
     compat::AutocastScope scope(torch::kCPU, true);
     bf16 = m->forward(ids, mask, dec);
   }
-  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(bf16.scalar_type(), torch::kFloat);  // the products' sums widened: the loss reads fp32
   EXPECT_LT(test::relative_error(bf16, fp32), 3e-2);
   EXPECT_GT(test::relative_error(bf16, fp32), 0.0);  // autocast really changed the arithmetic
 }

@@ -74,5 +74,19 @@ TEST(OpProfile, OwnCpuKernelsAreNamed) {
   EXPECT_EQ(r.at("cpu_gemm"), !onednn_linear_usable() ? "blas" : onednn_linear_forward() ? "onednn" : "onednn_except_short_forward");
 }
 
+// In bf16 the projections are model/bf16_linear's where oneDNN's bf16 product runs, and the JSON says so.
+TEST(OpProfile, Bf16ProjectionsAreNamed) {
+  BenchOptions o;
+  o.shape = "demo";
+  o.precision = "bf16";
+  o.batch = 2, o.src_len = 16, o.tgt_len = 4, o.steps = 1, o.threads = 1, o.profile_rows = 100000;
+  const auto r = run_bench(o);
+  std::set<std::string> names;
+  for (const auto& op : r.at("profile")) names.insert(op.at("name").get<std::string>());
+  const bool bf16_gemm = onednn_gemm_bf16_available();
+  EXPECT_EQ(names.count("qa::bf16_linear"), bf16_gemm ? 1u : 0u) << r.at("profile_table").get<std::string>();
+  EXPECT_EQ(r.at("cpu_gemm"), bf16_gemm ? "onednn_bf16" : "blas");
+}
+
 }  // namespace
 }  // namespace qa
