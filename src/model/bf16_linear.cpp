@@ -100,9 +100,7 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
     ctx->save_for_backward({xb, wb});  // x as the product read it: dW's operand
     ctx->saved_data["x_type"] = static_cast<int64_t>(x.scalar_type());
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    auto sizes = x.sizes().vec();
-    sizes.back() = out;
-    return y.view(sizes);
+    return with_leading_dims_of(y, x);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {

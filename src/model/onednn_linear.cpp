@@ -36,9 +36,7 @@ class OnednnLinearFunction : public torch::autograd::Function<OnednnLinearFuncti
       onednn_sgemm_row_major(false, true, rows, out, in, 1.0f, xm.data_ptr<float>(), xm.stride(0),
                              w.data_ptr<float>(), in, 0.0f, y.data_ptr<float>(), out);
     }
-    auto sizes = x.sizes().vec();
-    sizes.back() = out;
-    return y.view(sizes);
+    return with_leading_dims_of(y, x);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
