@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "qa/model/bf16_linear.hpp"
 #include "qa/model/flops.hpp"
 #include "qa/model/onednn_linear.hpp"
 #include "qa/model/t5.hpp"
@@ -216,10 +215,7 @@ nlohmann::json run_bench(const BenchOptions& o) {
           {"activation_checkpointing", o.activation_checkpointing},
           {"cuda_graphs", o.cuda_graphs},
           {"stacked_projections", o.stacked_projections},
-          {"cpu_gemm", bf16 ? (bf16_linear_in_training(device) ? "onednn_bf16" : "blas")
-                       : !onednn_linear_in_training(device, bf16) ? "blas"
-                       : onednn_linear_forward()                  ? "onednn"
-                                                                  : "onednn_except_short_forward"},
+          {"cpu_gemm", projection_products(device, bf16)},
           {"profile", profile},
           {"profile_categories", profile_categories},
           {"profile_by_op", profile_by_op},

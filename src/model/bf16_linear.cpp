@@ -50,6 +50,14 @@ void round_rows(const torch::Tensor& a, const torch::Tensor& a_bf16, int64_t r0,
   for (int64_t r = r0; r < r1; ++r) narrow_bf16(a.data_ptr<float>() + r * a.stride(0), bf16_data(a_bf16) + r * a_bf16.stride(0), k);
 }
 
+// All of a's rows, over the threads.
+void round_all_rows(const torch::Tensor& a, const torch::Tensor& a_bf16) {
+  at::parallel_for(0, a.size(0), 16, [&](int64_t r0, int64_t r1) { round_rows(a, a_bf16, r0, r1); });
+}
+
+// The process-wide setting on and oneDNN's bf16 product running here.
+bool usable() { return onednn_linear_enabled() && onednn_gemm_bf16_available(); }
+
 // C = A op(B): A [rows, k] whose bf16 values are in a_bf16 (a itself, or fp32 a rounded into it here),
 // B bf16 contiguous ([n, k] when trans_b, else [k, n]), C [rows, n] contiguous, fp32 or bf16.
 void product(const torch::Tensor& a, const torch::Tensor& a_bf16, const torch::Tensor& b, bool trans_b, const torch::Tensor& c) {
@@ -78,9 +86,7 @@ void product(const torch::Tensor& a, const torch::Tensor& a_bf16, const torch::T
     return;
   }
   // Few rows (decoder steps, short batches): blocks of C's columns, i.e. of B's rows or columns.
-  if (round_a) {
-    at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) { round_rows(a, a_bf16, r0, r1); });
-  }
+  if (round_a) round_all_rows(a, a_bf16);
   for_each_block(n, column_block(n), [&](int64_t c0, int64_t c1, std::vector<float>& scratch) {
     call(0, rows, c0, c1 - c0, trans_b ? bp + c0 * ldb : bp + c0, scratch);
   });
@@ -108,8 +114,7 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
     const auto& xb = saved[0];
     const auto& wb = saved[1];
     const int64_t in = wb.size(1), out = wb.size(0);
-    auto dy = matrix_rows(grads[0], out);
-    if (dy.scalar_type() != torch::kBFloat16 && dy.scalar_type() != torch::kFloat) dy = dy.to(torch::kFloat);
+    const auto dy = matrix_rows(grads[0], out);  // in the result's type: autograd casts gradients to it
     const int64_t rows = dy.size(0);
     const auto dyb = dy.scalar_type() == torch::kBFloat16 ? dy : torch::empty({rows, out}, dy.options().dtype(torch::kBFloat16));
     torch::Tensor dx, dw;
@@ -120,7 +125,7 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
       product(dy, dyb, wb, /*trans_b=*/false, dx);
       dx = dx.view(ctx->saved_data["x_sizes"].toIntVector());
     } else if (!dy.is_same(dyb)) {
-      at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) { round_rows(dy, dyb, r0, r1); });
+      round_all_rows(dy, dyb);
     }
     if (ctx->needs_input_grad(1)) {
       // dW = dy^T x in fp32, blocks of its rows: [out, rows] x [rows, in].
@@ -138,18 +143,17 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
 }  // namespace
 
 bool bf16_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
-  if (!onednn_linear_enabled()) return false;
   const auto autocast = compat::autocast_state(c10::DeviceType::CPU);
   if (!autocast.enabled || autocast.dtype != torch::kBFloat16) return false;
   const auto xt = x.scalar_type();
   const bool handled = x.device().is_cpu() && w.device().is_cpu() && (xt == torch::kFloat || xt == torch::kBFloat16) &&
                        w.scalar_type() == torch::kFloat && w.dim() == 2 && w.is_contiguous() && x.dim() >= 1 &&
                        x.size(-1) == w.size(1) && x.numel() > 0 && w.numel() > 0;
-  return handled && onednn_gemm_bf16_available();
+  return handled && usable();
 }
 
 bool bf16_linear_in_training(const torch::Device& device) {
-  return device.is_cpu() && onednn_linear_enabled() && onednn_gemm_bf16_available();
+  return device.is_cpu() && usable();
 }
 
 torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& w, torch::ScalarType out) {

@@ -121,6 +121,12 @@ bool stacks_projections(StackedProjections s, const torch::Device& device, bool 
   return s == StackedProjections::kOn || (s == StackedProjections::kAuto && device.is_cuda() && training);
 }
 
+const char* projection_products(const torch::Device& device, bool bf16) {
+  if (bf16) return bf16_linear_in_training(device) ? "onednn_bf16" : "blas";
+  if (!onednn_linear_in_training(device, bf16)) return "blas";
+  return onednn_linear_forward() ? "onednn" : "onednn_except_short_forward";
+}
+
 bool efficient_attention_usable() { return compat::kHasEfficientAttention && !efficient_attention_refused.load(); }
 
 torch::Tensor additive_padding_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {

@@ -21,7 +21,6 @@
 #include "qa/log/progress.hpp"
 #include "qa/log/report.hpp"
 #include "qa/log/tensorboard.hpp"
-#include "qa/model/bf16_linear.hpp"
 #include "qa/model/onednn_linear.hpp"
 #include "qa/runtime/cuda_memory.hpp"
 #include "qa/runtime/runtime.hpp"
@@ -45,6 +44,17 @@
 
 namespace qa {
 namespace {
+
+// The model line's words for projection_products' answer (model/t5.hpp); nothing for LibTorch's own.
+std::string projection_products_phrase(const std::string& path) {
+  if (path == "onednn_bf16") return ", projections' products through oneDNN's bf16 gemm";
+  if (path == "onednn") return ", projections' products through oneDNN";
+  if (path == "onednn_except_short_forward") {
+    return ", projections' products through oneDNN except forward ones of fewer than " +
+           std::to_string(kOnednnTransposedForwardMinRows) + " rows";
+  }
+  return "";
+}
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -318,11 +328,7 @@ TrainSummary train(const Config& cfg) {
                in.model.d_model, in.model.d_ff, in.model.feed_forward_proj, in.model.num_layers,
                in.model.num_decoder_layers, in.model.num_heads, in.model.d_kv, in.model.vocab_size, n_params,
                model->attention_path(cfg.train.batch_size, bf16),
-               bf16 ? (bf16_linear_in_training(device) ? std::string(", projections' products through oneDNN's bf16 gemm") : std::string())
-               : !onednn_linear_in_training(device, bf16) ? std::string()
-               : onednn_linear_forward()                  ? std::string(", projections' products through oneDNN")
-                                                       : ", projections' products through oneDNN except forward ones of fewer than " +
-                                                             std::to_string(kOnednnTransposedForwardMinRows) + " rows");
+               projection_products_phrase(projection_products(device, bf16)));
   Optimizer optimizer(model, cfg.train);
   // Dropout stream, independent of init; each rank its own (rank 0's equals a single process's).
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed) + 1 + static_cast<uint64_t>(layout.rank));

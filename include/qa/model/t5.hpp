@@ -37,6 +37,11 @@ TORCH_MODULE(RMSNorm);
 enum class StackedProjections { kAuto, kOn, kOff };
 bool stacks_projections(StackedProjections s, const torch::Device& device, bool training);
 
+// Which products the projections take when training on `device` (the bench JSON's cpu_gemm, the
+// trainer's log): "onednn_bf16" (bf16, model/bf16_linear), "onednn" or "onednn_except_short_forward"
+// (fp32, model/onednn_linear), or "blas" (LibTorch's, autocast's in bf16).
+const char* projection_products(const torch::Device& device, bool bf16);
+
 // Keys and values of one attention layer kept across decoding steps.
 struct KVCache {
   torch::Tensor k, v;  // [B, H, L, d_kv]
