@@ -3,13 +3,17 @@
 #include <limits>
 
 #include "qa/data/collate.hpp"
+#include "qa/train/fused_cross_entropy.hpp"
 
 namespace qa {
 
 torch::Tensor token_cross_entropy_sum(const torch::Tensor& logits, const torch::Tensor& labels) {
   const int64_t vocab = logits.size(-1);
+  const auto rows = logits.reshape({-1, vocab}).to(torch::kFloat);
+  const auto targets = labels.reshape({-1});
+  if (fused_cross_entropy_applies(rows, targets)) return fused_cross_entropy_sum(rows, targets, kIgnoreLabel);
   return torch::nn::functional::cross_entropy(
-      logits.reshape({-1, vocab}).to(torch::kFloat), labels.reshape({-1}),
+      rows, targets,
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum));
 }
 
