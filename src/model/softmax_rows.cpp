@@ -11,7 +11,7 @@ constexpr int kLanes = 16;  // independent partial maxima and sums: lets the red
 
 }  // namespace
 
-QA_VECTOR_CLONES void softmax_row(float* x, int64_t n) {
+QA_VECTOR_CLONES float row_max(const float* x, int64_t n) {
   float lane_max[kLanes];
   for (int l = 0; l < kLanes; ++l) lane_max[l] = -std::numeric_limits<float>::infinity();
   int64_t j = 0;
@@ -21,8 +21,13 @@ QA_VECTOR_CLONES void softmax_row(float* x, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   for (int l = 0; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
   for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+QA_VECTOR_CLONES void softmax_row(float* x, int64_t n) {
+  const float m = row_max(x, n);
   float lane_sum[kLanes] = {};
-  j = 0;
+  int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
       const float d = x[j + l] - m;

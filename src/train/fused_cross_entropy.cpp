@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
+#include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
 
 namespace qa {
@@ -16,7 +16,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-constexpr int kLanes = 16;  // independent partial maxima and sums: lets the reductions vectorise
+constexpr int kLanes = 16;  // independent partial sums: lets the reduction vectorise
 
 // A row's maximum m and log(sum(exp(x - m))), kept apart as log_softmax keeps them: x - m - log_sum
 // loses nothing where m is large and log_sum small, x - (m + log_sum) would round to m's precision.
@@ -27,18 +27,10 @@ struct RowStats {  // two floats: a [rows, 2] tensor holds them
 static_assert(sizeof(RowStats) == 2 * sizeof(float));
 
 QA_VECTOR_CLONES RowStats row_stats(const float* x, int64_t n) {
-  float lane_max[kLanes];
-  for (int l = 0; l < kLanes; ++l) lane_max[l] = -std::numeric_limits<float>::infinity();
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane_max[l] = x[j + l] > lane_max[l] ? x[j + l] : lane_max[l];
-  }
-  float m = -std::numeric_limits<float>::infinity();
-  for (int l = 0; l < kLanes; ++l) m = lane_max[l] > m ? lane_max[l] : m;
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
-  // A NaN anywhere in the row makes the sum NaN (the comparisons above skip it, the sum does not).
+  const float m = row_max(x, n);
+  // A NaN anywhere in the row makes the sum NaN (the maximum skips it, the sum does not).
   float lane_sum[kLanes] = {};
-  j = 0;
+  int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
       const float d = x[j + l] - m;
