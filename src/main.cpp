@@ -80,6 +80,7 @@ int fail(const std::string& message, qa::ExitCode code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qa::route_stop_signals_to_one_thread();  // before any thread starts (runtime/signals)
   // Before anything large is allocated: a step's temporaries then reuse their pages (runtime/host_memory).
   qa::keep_freed_host_memory();
   CLI::App app{"qa-train: fine-tune T5 / Flan-T5 encoder-decoders for question answering (LibTorch)", "qa-train"};

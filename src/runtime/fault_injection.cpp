@@ -1,9 +1,14 @@
 #include "qa/runtime/fault_injection.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
+
+#include "qa/runtime/signals.hpp"
 
 namespace qa {
 namespace {
@@ -36,7 +41,15 @@ void fault_point(const char* point) {
   static Fault fault = parse(std::getenv("QA_TRAIN_FAULT"));
   static long hits = 0;
   if (fault.point.empty() || fault.point != point) return;
-  if (++hits == fault.count) ::raise(fault.sig);
+  if (++hits != fault.count) return;
+  if (fault.sig == SIGKILL) ::raise(SIGKILL);
+  // To the process, as a scheduler sends it: the threads here block the stop signals, and one thread
+  // receives them (runtime/signals). Waits until its handler has run, so that the stop is seen at
+  // this point, not a step later.
+  ::kill(::getpid(), fault.sig);
+  for (int waited_ms = 0; stop_signal() != fault.sig && waited_ms < 5000; ++waited_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace qa

@@ -1,11 +1,13 @@
 #include "qa/runtime/signals.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <initializer_list>
+#include <thread>
 
 namespace qa {
 namespace {
@@ -23,7 +25,24 @@ void on_stop_signal(int sig) {
   g_stop.store(sig);
 }
 
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  return set;
+}
+
 }  // namespace
+
+void route_stop_signals_to_one_thread() {
+  const sigset_t set = stop_signals();
+  // Blocked here, and so in every thread started from here on (they inherit the mask).
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    for (;;) ::pause();  // wakes only to run a handler
+  }).detach();
+}
 
 void install_stop_signal_handlers() {
   struct sigaction sa;

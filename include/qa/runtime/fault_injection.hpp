@@ -1,5 +1,6 @@
-// Test-only fault injection: QA_TRAIN_FAULT=POINT[:N[:SIGNAL]] makes the process raise SIGNAL (KILL by
-// default, or TERM, INT, USR1) the N-th time (default 1st) it reaches fault_point(POINT). The tests use
+// Test-only fault injection: QA_TRAIN_FAULT=POINT[:N[:SIGNAL]] sends the process SIGNAL (KILL by
+// default, or TERM, INT, USR1) the N-th time (default 1st) it reaches fault_point(POINT), and for a
+// stop signal waits until its handler has run. The tests use
 // it to kill qa-train at exact places, e.g. halfway through writing a checkpoint. Unset: no effect.
 #pragma once
 
