@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "qa/runtime/signals.hpp"
 
@@ -47,9 +46,7 @@ void fault_point(const char* point) {
   // receives them (runtime/signals). Waits until its handler has run, so that the stop is seen at
   // this point, not a step later.
   ::kill(::getpid(), fault.sig);
-  for (int waited_ms = 0; stop_signal() != fault.sig && waited_ms < 5000; ++waited_ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  await_stop_signal(fault.sig, std::chrono::seconds(5));
 }
 
 }  // namespace qa

@@ -5,14 +5,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
-#include <initializer_list>
 #include <thread>
 
 namespace qa {
 namespace {
 
 std::atomic<int> g_stop{0};
+
+constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGUSR1};
 
 void on_stop_signal(int sig) {
   // Async-signal-safe only: an atomic store, write(2) and _exit(2).
@@ -28,7 +30,7 @@ void on_stop_signal(int sig) {
 sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  for (int sig : kStopSignals) sigaddset(&set, sig);
   return set;
 }
 
@@ -50,11 +52,19 @@ void install_stop_signal_handlers() {
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
-  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaction(sig, &sa, nullptr);
+  for (int sig : kStopSignals) sigaction(sig, &sa, nullptr);
   signal(SIGXFSZ, SIG_IGN);
 }
 
 int stop_signal() { return g_stop.load(); }
+
+bool await_stop_signal(int sig, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (g_stop.load() != sig && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return g_stop.load() == sig;
+}
 
 void clear_stop_signal() { g_stop.store(0); }
 

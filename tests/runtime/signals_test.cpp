@@ -18,11 +18,6 @@ bool blocked_here(int sig) {
   return sigismember(&mask, sig) == 1;
 }
 
-bool wait_for_stop(int sig) {
-  for (int ms = 0; ms < 5000 && stop_signal() != sig; ++ms) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return stop_signal() == sig;
-}
-
 }  // namespace
 
 // One process per test (ctest): routing blocks the signals in this process's threads for good.
@@ -36,11 +31,11 @@ TEST(StopSignals, AreBlockedInTheCallerAndInLaterThreadsAndHandledOnTheirOwnThre
   EXPECT_TRUE(later_thread_blocks);
   // Sent to the process, as a scheduler sends it: no thread here can take it, the routed one does.
   ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
-  EXPECT_TRUE(wait_for_stop(SIGUSR1));
+  EXPECT_TRUE(await_stop_signal(SIGUSR1, std::chrono::seconds(5)));
   EXPECT_STREQ(signal_name(stop_signal()), "SIGUSR1");
   clear_stop_signal();
   ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
-  EXPECT_TRUE(wait_for_stop(SIGTERM));
+  EXPECT_TRUE(await_stop_signal(SIGTERM, std::chrono::seconds(5)));
   clear_stop_signal();
 }
 

@@ -4,6 +4,8 @@
 // SIGXFSZ is ignored so that exceeding a file-size limit is a failed write (EFBIG), not a crash.
 #pragma once
 
+#include <chrono>
+
 namespace qa {
 
 // First thing in main, before any other thread exists: blocks the stop signals in the calling thread,
@@ -18,6 +20,9 @@ void route_stop_signals_to_one_thread();
 void install_stop_signal_handlers();
 // The signal that asked to stop (0: none yet).
 int stop_signal();
+// Waits (at most `limit`) until the handler has recorded `sig`, which may run on the routed thread
+// after kill() returns; whether it has.
+bool await_stop_signal(int sig, std::chrono::milliseconds limit);
 // Forgets a requested stop (tests).
 void clear_stop_signal();
 // "SIGTERM", "SIGINT", ...
