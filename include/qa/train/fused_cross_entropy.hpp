@@ -1,8 +1,8 @@
 // Token cross-entropy on the CPU as one kernel per pass: the forward pass reads each row of logits
 // once for its log-sum-exp, the backward pass writes softmax - one-hot straight from the logits.
 // LibTorch's composite (log_softmax, nll_loss, their backward passes and a zero-filled gradient)
-// writes and rereads the [tokens, vocab] matrix several times: ~16 ms of a flan-t5-small step on
-// two cores where this takes a third of it (bench/RESULTS.md, twelfth CPU round).
+// writes and rereads the [tokens, vocab] matrix several times: ~12 ms of a flan-t5-small step on
+// two cores where this takes ~3 (bench/cross_entropy.cpp; bench/RESULTS.md, twelfth CPU round).
 #pragma once
 
 #include <torch/torch.h>
