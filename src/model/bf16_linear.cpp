@@ -58,85 +58,157 @@ void round_all_rows(const torch::Tensor& a, const torch::Tensor& a_bf16) {
 // The process-wide setting on and oneDNN's bf16 product running here.
 bool usable() { return onednn_linear_enabled() && onednn_gemm_bf16_available(); }
 
-// C = A op(B): A [rows, k] whose bf16 values are in a_bf16 (a itself, or fp32 a rounded into it here),
-// B bf16 contiguous ([n, k] when trans_b, else [k, n]), C [rows, n] contiguous, fp32 or bf16.
-void product(const torch::Tensor& a, const torch::Tensor& a_bf16, const torch::Tensor& b, bool trans_b, const torch::Tensor& c) {
-  const int64_t rows = a.size(0), k = a.size(1), n = c.size(1);
-  const bool round_a = a.scalar_type() == torch::kFloat;
-  const bool c_bf16 = c.scalar_type() == torch::kBFloat16;
-  const std::uint16_t* bp = bits(b);
-  const int64_t ldb = b.stride(0), lda = a_bf16.stride(0);
-  // One call's result [m, cols] for C's rows from r0 and columns from c0, rounded through scratch for bf16.
-  const auto call = [&](int64_t r0, int64_t m, int64_t c0, int64_t cols, const std::uint16_t* bblock, std::vector<float>& scratch) {
-    if (!c_bf16) {
-      onednn_gemm_bf16_row_major(false, trans_b, m, cols, k, 1.0f, bits(a_bf16) + r0 * lda, lda, bblock, ldb, 0.0f,
-                                 c.data_ptr<float>() + r0 * n + c0, n);
-      return;
+// One product A op(B) of a sum: A [rows, k] whose bf16 values are in a_bf16 (a itself, or fp32 a
+// rounded into it block by block), B bf16 contiguous ([n, k] when trans_b, else [k, n]).
+struct Term {
+  torch::Tensor a, a_bf16, b;
+  bool trans_b;
+  bool rounds_a() const { return a.scalar_type() == torch::kFloat; }
+};
+
+// A [rows, n] result, fp32 or bf16, contiguous: the sum of its terms' products, summed in fp32
+// (oneDNN's beta = 1 adds each product after the first into the block; a bf16 C is rounded once, from
+// an fp32 block).
+struct Output {
+  torch::Tensor c;
+  std::vector<Term> terms;
+};
+
+// The outputs, all of the same rows: blocks of 128 rows where there are at least two, each block's
+// fp32 A rounded just before the products read it, then every output's block (one parallel region,
+// the block's A still in the core's cache); else blocks of each C's columns (decoder steps, short batches).
+void sum_of_products(const std::vector<Output>& outputs) {
+  const int64_t rows = outputs[0].c.size(0);
+  // Output o's block of [m, cols] at row r0, column c0.
+  const auto block = [&](const Output& o, int64_t r0, int64_t m, int64_t c0, int64_t cols, std::vector<float>& scratch) {
+    const int64_t n = o.c.size(1);
+    const bool c_bf16 = o.c.scalar_type() == torch::kBFloat16;
+    float* out = c_bf16 ? nullptr : o.c.data_ptr<float>() + r0 * n + c0;
+    int64_t ldc = n;
+    if (c_bf16) {
+      scratch.resize(static_cast<std::size_t>(m * cols));
+      out = scratch.data(), ldc = cols;
     }
-    scratch.resize(static_cast<std::size_t>(m * cols));
-    onednn_gemm_bf16_row_major(false, trans_b, m, cols, k, 1.0f, bits(a_bf16) + r0 * lda, lda, bblock, ldb, 0.0f,
-                               scratch.data(), cols);
-    for (int64_t i = 0; i < m; ++i) narrow_bf16(scratch.data() + i * cols, bf16_data(c) + (r0 + i) * n + c0, cols);
+    for (std::size_t t = 0; t < o.terms.size(); ++t) {
+      const auto& term = o.terms[t];
+      const int64_t k = term.a.size(1), lda = term.a_bf16.stride(0), ldb = term.b.stride(0);
+      const std::uint16_t* b = term.trans_b ? bits(term.b) + c0 * ldb : bits(term.b) + c0;
+      onednn_gemm_bf16_row_major(false, term.trans_b, m, cols, k, 1.0f, bits(term.a_bf16) + r0 * lda, lda, b, ldb,
+                                 t == 0 ? 0.0f : 1.0f, out, ldc);
+    }
+    if (c_bf16) {
+      for (int64_t i = 0; i < m; ++i) narrow_bf16(scratch.data() + i * cols, bf16_data(o.c) + (r0 + i) * n + c0, cols);
+    }
   };
-  if (rows >= 2 * kBf16LinearRowBlock) {  // blocks of rows, each rounded just before its product reads it
+  if (rows >= 2 * kBf16LinearRowBlock) {
     for_each_block(rows, kBf16LinearRowBlock, [&](int64_t r0, int64_t r1, std::vector<float>& scratch) {
-      if (round_a) round_rows(a, a_bf16, r0, r1);
-      call(r0, r1 - r0, 0, n, bp, scratch);
+      for (const auto& o : outputs) {
+        for (const auto& term : o.terms) {
+          if (term.rounds_a()) round_rows(term.a, term.a_bf16, r0, r1);
+        }
+      }
+      for (const auto& o : outputs) block(o, r0, r1 - r0, 0, o.c.size(1), scratch);
     });
     return;
   }
-  // Few rows (decoder steps, short batches): blocks of C's columns, i.e. of B's rows or columns.
-  if (round_a) round_all_rows(a, a_bf16);
-  for_each_block(n, column_block(n), [&](int64_t c0, int64_t c1, std::vector<float>& scratch) {
-    call(0, rows, c0, c1 - c0, trans_b ? bp + c0 * ldb : bp + c0, scratch);
-  });
+  for (const auto& o : outputs) {
+    for (const auto& term : o.terms) {
+      if (term.rounds_a()) round_all_rows(term.a, term.a_bf16);
+    }
+  }
+  for (const auto& o : outputs) {
+    const int64_t n = o.c.size(1);
+    for_each_block(n, column_block(n), [&](int64_t c0, int64_t c1, std::vector<float>& scratch) {
+      block(o, 0, rows, c0, c1 - c0, scratch);
+    });
+  }
 }
 
+// a's bf16 values: a itself where it is bf16, else an uninitialised bf16 matrix its products round it into.
+torch::Tensor bf16_operand(const torch::Tensor& a) {
+  return a.scalar_type() == torch::kBFloat16 ? a : torch::empty(a.sizes(), a.options().dtype(torch::kBFloat16));
+}
+
+// x W_i^T for weights W_1..W_k that read the same x: x is rounded once, and in the backward pass dx =
+// sum_i dy_i W_i is one sum of products in fp32 (no separate dx_i to add).
 class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> {
  public:
-  // wb: w's bf16 copy, without history (its gradient is w's, returned in fp32).
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& wb,
-                               torch::ScalarType out_type) {
-    const int64_t in = w.size(1), out = w.size(0);
+  // wbs: the weights' bf16 copies, without history (their gradients are the fp32 weights', in fp32).
+  static tensor_list forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList ws, torch::TensorList wbs,
+                             torch::ScalarType out_type) {
+    const int64_t in = ws[0].size(1);
     const auto xm = matrix_rows(x, in);
     const int64_t rows = xm.size(0);
-    const auto xb = xm.scalar_type() == torch::kBFloat16 ? xm : torch::empty({rows, in}, xm.options().dtype(torch::kBFloat16));
-    auto y = torch::empty({rows, out}, xm.options().dtype(out_type));
-    product(xm, xb, wb, /*trans_b=*/true, y);
-    ctx->save_for_backward({xb, wb});  // x as the product read it: dW's operand
+    const auto xb = bf16_operand(xm);
+    ctx->set_materialize_grads(false);  // an output nobody used adds nothing to dx
+    std::vector<Output> outputs;
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+      // x is rounded by the first product that reads it; the others read xb as it is.
+      outputs.push_back({torch::empty({rows, ws[i].size(0)}, xm.options().dtype(out_type)),
+                         {Term{i == 0 ? xm : xb, xb, wbs[i], /*trans_b=*/true}}});
+    }
+    sum_of_products(outputs);
+    tensor_list ys;
+    for (const auto& o : outputs) ys.push_back(with_leading_dims_of(o.c, x));
+    tensor_list saved{xb};
+    saved.insert(saved.end(), wbs.begin(), wbs.end());
+    ctx->save_for_backward(saved);  // x as the products read it: the dW_i's operand
     ctx->saved_data["x_type"] = static_cast<int64_t>(x.scalar_type());
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    return with_leading_dims_of(y, x);
+    return ys;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto& xb = saved[0];
-    const auto& wb = saved[1];
-    const int64_t in = wb.size(1), out = wb.size(0);
-    const auto dy = matrix_rows(grads[0], out);  // in the result's type: autograd casts gradients to it
-    const int64_t rows = dy.size(0);
-    const auto dyb = dy.scalar_type() == torch::kBFloat16 ? dy : torch::empty({rows, out}, dy.options().dtype(torch::kBFloat16));
-    torch::Tensor dx, dw;
-    if (ctx->needs_input_grad(0)) {
-      // dx = dy W, rounding dy into dyb as it goes; in x's type.
+    const std::size_t k = saved.size() - 1;
+    const int64_t in = xb.size(1), rows = xb.size(0);
+    // Each dy_i in its result's type (autograd casts gradients to it); an output without one adds nothing.
+    std::vector<Term> terms;
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < k; ++i) {
+      if (!grads[i].defined()) continue;
+      const auto& wb = saved[1 + i];
+      const auto dy = matrix_rows(grads[i], wb.size(0));
+      terms.push_back(Term{dy, bf16_operand(dy), wb, /*trans_b=*/false});
+      which.push_back(i);
+    }
+    tensor_list out(1 + 2 * k + 1);  // dx, dW_1..dW_k, nothing for the bf16 copies and the type
+    if (ctx->needs_input_grad(0) && !terms.empty()) {
+      // dx = sum_i dy_i W_i, rounding each dy_i into its bf16 copy as it goes; in x's type.
       const auto x_type = static_cast<torch::ScalarType>(ctx->saved_data["x_type"].toInt());
-      dx = torch::empty({rows, in}, dy.options().dtype(x_type));
-      product(dy, dyb, wb, /*trans_b=*/false, dx);
-      dx = dx.view(ctx->saved_data["x_sizes"].toIntVector());
-    } else if (!dy.is_same(dyb)) {
-      round_all_rows(dy, dyb);
+      auto dx = torch::empty({rows, in}, xb.options().dtype(x_type));
+      sum_of_products({Output{dx, terms}});
+      out[0] = dx.view(ctx->saved_data["x_sizes"].toIntVector());
+    } else {
+      for (const auto& term : terms) {
+        if (term.rounds_a()) round_all_rows(term.a, term.a_bf16);
+      }
     }
-    if (ctx->needs_input_grad(1)) {
-      // dW = dy^T x in fp32, blocks of its rows: [out, rows] x [rows, in].
-      dw = torch::empty({out, in}, dy.options().dtype(torch::kFloat));
-      const int64_t ld_dy = dyb.stride(0), ld_x = xb.stride(0);
-      for_each_block(out, column_block(out), [&](int64_t o0, int64_t o1, std::vector<float>&) {
-        onednn_gemm_bf16_row_major(true, false, o1 - o0, in, rows, 1.0f, bits(dyb) + o0, ld_dy, bits(xb), ld_x, 0.0f,
-                                   dw.data_ptr<float>() + o0 * in, in);
-      });
+    // dW_i = dy_i^T x in fp32, blocks of its rows: [out_i, rows] x [rows, in]; every weight's blocks in
+    // one parallel region.
+    struct Task {
+      std::size_t term;
+      int64_t o0, o1;
+    };
+    std::vector<Task> tasks;
+    std::vector<torch::Tensor> dws(terms.size());
+    for (std::size_t t = 0; t < terms.size(); ++t) {
+      if (!ctx->needs_input_grad(1 + which[t])) continue;
+      const int64_t n_out = terms[t].b.size(0), block = column_block(n_out);
+      dws[t] = torch::empty({n_out, in}, xb.options().dtype(torch::kFloat));
+      for (int64_t o0 = 0; o0 < n_out; o0 += block) tasks.push_back({t, o0, std::min(n_out, o0 + block)});
     }
-    return {dx, dw, torch::Tensor(), torch::Tensor()};
+    at::parallel_for(0, static_cast<int64_t>(tasks.size()), 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const auto& task = tasks[b];
+        const auto& dyb = terms[task.term].a_bf16;
+        onednn_gemm_bf16_row_major(true, false, task.o1 - task.o0, in, rows, 1.0f, bits(dyb) + task.o0, dyb.stride(0),
+                                   bits(xb), xb.stride(0), 0.0f, dws[task.term].data_ptr<float>() + task.o0 * in, in);
+      }
+    });
+    for (std::size_t t = 0; t < terms.size(); ++t) out[1 + which[t]] = dws[t];
+    return out;
   }
 };
 
@@ -156,12 +228,22 @@ bool bf16_linear_in_training(const torch::Device& device) {
   return device.is_cpu() && usable();
 }
 
-torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& w, torch::ScalarType out) {
+std::vector<torch::Tensor> bf16_linears(const torch::Tensor& x, const std::vector<torch::Tensor>& ws, torch::ScalarType out) {
   RECORD_FUNCTION("qa::bf16_linear", std::vector<c10::IValue>());  // named in profiles
   TORCH_CHECK(out == torch::kFloat || out == torch::kBFloat16, "bf16_linear: the result is fp32 or bf16");
-  // Autocast's cached copy: each weight is rounded once per autocast scope, whichever products read it.
-  const auto wb = at::autocast::cached_cast(torch::kBFloat16, w, c10::DeviceType::CPU).detach();
-  return Bf16LinearFunction::apply(x, w, wb, out);
+  TORCH_CHECK(!ws.empty(), "bf16_linear: no weights");
+  // Autocast's cached copies: each weight is rounded once per autocast scope, whichever products read it.
+  std::vector<torch::Tensor> wbs;
+  for (const auto& w : ws) {
+    TORCH_CHECK(w.dim() == 2 && w.size(1) == ws[0].size(1), "bf16_linear: the weights differ in their input size");
+    wbs.push_back(at::autocast::cached_cast(torch::kBFloat16, w, c10::DeviceType::CPU).detach());
+  }
+  // As TensorLists: autograd takes a list of that type (and only that type) as its tensors, one input each.
+  return Bf16LinearFunction::apply(x, torch::TensorList(ws), torch::TensorList(wbs), out);
+}
+
+torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& w, torch::ScalarType out) {
+  return bf16_linears(x, {w}, out)[0];
 }
 
 }  // namespace qa

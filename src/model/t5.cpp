@@ -76,12 +76,21 @@ torch::Tensor stacked_product(Layers layers, const torch::Tensor& x) {
   return product(x, torch::cat(weights));
 }
 
-// x times each layer's weight; where `stacked`, as one product (stacked_product) split into views.
+// x times each layer's weight; where `stacked`, as one product (stacked_product) split into views;
+// through bf16_linear, as one call that rounds x once and sums dx once.
 std::vector<torch::Tensor> project_all(Layers layers, const torch::Tensor& x, bool stacked) {
   if (stacked && stackable(layers)) {
     std::vector<int64_t> rows;
     for (const auto* l : layers) rows.push_back((*l)->weight.size(0));
     return stacked_product(layers, x).split_with_sizes(rows, -1);
+  }
+  if (stackable(layers)) {
+    std::vector<torch::Tensor> weights;
+    for (const auto* l : layers) {
+      if (!bf16_linear_applies(x, (*l)->weight)) break;
+      weights.push_back((*l)->weight);
+    }
+    if (weights.size() == layers.size()) return bf16_linears(x, weights, torch::kBFloat16);
   }
   std::vector<torch::Tensor> out;
   for (const auto* l : layers) out.push_back(project(*l, x));

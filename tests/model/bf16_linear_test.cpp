@@ -1,12 +1,14 @@
 // x W^T under CPU bf16 autocast through oneDNN's bf16 product: its value and both gradients against a
 // double-precision reference of the same bf16-rounded operands, in both result types, whichever way
-// the products are split; the bits do not depend on the thread count; and the model under autocast
-// computes what autocast's own products compute, every projection taking it.
+// the products are split; the bits do not depend on the thread count; several weights of one x as one
+// call; and the model under autocast computes what autocast's own products compute, every projection
+// taking it.
 #include "qa/model/bf16_linear.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "../support/tiny_model.hpp"
 #include "../support/tiny_pass.hpp"
@@ -160,6 +162,73 @@ TEST_F(Bf16Linear, AppliesOnlyToWhatItHandles) {
   EXPECT_FALSE(bf16_linear_applies(x, w));  // the scope left
 }
 
+// Weights that read the same x, as one call: each result the bits of its own bf16_linear (the same
+// blocks, the same products), each dW too; dx the fp32 sum of the dy_i W_i, against double; rows or
+// columns, x fp32 or bf16, on one thread or two.
+TEST_F(Bf16Linear, SeveralWeightsAsOneCall) {
+  for (const int64_t rows : {int64_t{7}, 2 * kBf16LinearRowBlock + 45}) {
+    for (const auto x_type : {torch::kFloat, torch::kBFloat16}) {
+      const auto x0 = torch::randn({rows, 48}).to(x_type);
+      const std::vector<torch::Tensor> w0{torch::randn({200, 48}), torch::randn({64, 48}), torch::randn({130, 48})};
+      std::vector<torch::Tensor> dys;
+      for (const auto& w : w0) dys.push_back(torch::randn({rows, w.size(0)}).to(torch::kBFloat16));
+      const auto run = [&](bool together) {
+        auto x = x0.clone().requires_grad_(true);
+        std::vector<torch::Tensor> ws, ys;
+        for (const auto& w : w0) ws.push_back(w.clone().requires_grad_(true));
+        {
+          compat::AutocastScope scope(torch::kCPU, true);
+          if (together) {
+            ys = bf16_linears(x, ws, torch::kBFloat16);
+          } else {
+            for (const auto& w : ws) ys.push_back(bf16_linear(x, w, torch::kBFloat16));
+          }
+        }
+        torch::autograd::backward(ys, dys);
+        std::vector<torch::Tensor> out{x.grad()};
+        for (std::size_t i = 0; i < ws.size(); ++i) out.push_back(ys[i].detach()), out.push_back(ws[i].grad());
+        return out;
+      };
+      at::set_num_threads(1);
+      const auto one = run(true);
+      at::set_num_threads(2);
+      const auto together = run(true), apart = run(false);
+      const std::string what = std::to_string(rows) + " rows, x " + (x_type == torch::kFloat ? "fp32" : "bf16");
+      for (std::size_t i = 1; i < together.size(); ++i) EXPECT_TRUE(torch::equal(together[i], apart[i])) << what << ", output " << i;
+      for (std::size_t i = 0; i < together.size(); ++i) EXPECT_TRUE(torch::equal(together[i], one[i])) << what << ", output " << i;
+      auto dx = torch::zeros({rows, 48}, torch::kDouble);
+      for (std::size_t i = 0; i < w0.size(); ++i) dx += dys[i].to(torch::kDouble).mm(bf16_rounded(w0[i]));
+      EXPECT_EQ(together[0].scalar_type(), x_type) << what;
+      expect_close(together[0], dx, x_type == torch::kFloat ? kFp32Tolerance : kBf16Tolerance, "dx, " + what);
+    }
+  }
+}
+
+// An output that no loss reads: its weight gets no gradient, and dx is the others' sum.
+TEST_F(Bf16Linear, AnUnusedOutputAddsNothing) {
+  const auto x = torch::randn({2 * kBf16LinearRowBlock, 32}).requires_grad_(true);
+  const auto w0 = torch::randn({40, 32}).requires_grad_(true), w1 = torch::randn({24, 32}).requires_grad_(true);
+  const auto dy = torch::randn({2 * kBf16LinearRowBlock, 40});
+  {
+    compat::AutocastScope scope(torch::kCPU, true);
+    const auto ys = bf16_linears(x, {w0, w1}, torch::kFloat);
+    ys[0].backward(dy);
+  }
+  EXPECT_FALSE(w1.grad().defined());
+  ASSERT_TRUE(w0.grad().defined());
+  expect_close(x.grad(), bf16_rounded(dy).mm(bf16_rounded(w0)), kFp32Tolerance, "dx");
+}
+
+TEST_F(Bf16Linear, WeightsOfAnotherInputSizeAreAnError) {
+  compat::AutocastScope scope(torch::kCPU, true);
+  try {
+    bf16_linears(torch::randn({4, 8}), {torch::randn({6, 8}), torch::randn({6, 7})}, torch::kFloat);
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the weights differ in their input size"), std::string::npos) << e.what();
+  }
+}
+
 // The tiny model under autocast with these products and with autocast's own, against the model in
 // fp32: these are at least as close to it (they round fewer results), and every projection, lm_head
 // included, takes them.
@@ -176,9 +245,9 @@ TEST_F(Bf16Linear, TheModelIsAsCloseToFp32AsWithAutocastsProducts) {
     int64_t calls_on = 0, calls_off = 0, calls_fp32 = 0;
     const auto on = run(true, true, &calls_on), off = run(true, false, &calls_off), fp32 = run(false, true, &calls_fp32);
     const auto c = test::tiny_t5_config(40, 2);
-    // q, k, v, o and wi_0, wi_1, wo per encoder block; self- and cross-attention's four and the same
-    // three per decoder block; the output projection.
-    EXPECT_EQ(calls_on, 7 * c.num_layers + 11 * c.num_decoder_layers + 1) << "tied " << tied;
+    // Calls: q/k/v, o, wi_0/wi_1 and wo per encoder block; self-attention's q/k/v and o, cross-attention's
+    // q, k/v and o, and the feed-forward's two per decoder block; the output projection.
+    EXPECT_EQ(calls_on, 4 * c.num_layers + 7 * c.num_decoder_layers + 1) << "tied " << tied;
     EXPECT_EQ(calls_off + calls_fp32, 0);
     const double logits_on = test::rel_err(on.logits, fp32.logits), logits_off = test::rel_err(off.logits, fp32.logits);
     EXPECT_LT(logits_on, 1e-2) << "tied " << tied;

@@ -6,10 +6,15 @@
 // it, the result comes in the type its consumer computes in, and the gradients come in fp32 from the
 // product's own fp32 sums (W's straight into its fp32 gradient; x's in x's type). The operands are
 // rounded as autocast rounds them, so the products are autocast's up to the summation order; the
-// results are rounded once fewer (bench/RESULTS.md, eleventh CPU round).
+// results are rounded once fewer (bench/RESULTS.md, eleventh CPU round). Projections that read the same
+// x (q, k and v; wi_0 and wi_1) go through one call, bf16_linears: x is rounded once, each block of its
+// rows feeds every product while it is in the core's cache, and dx is one fp32 sum of their products
+// (oneDNN adding each into the block) rather than separate dx_i that autograd adds afterwards.
 #pragma once
 
 #include <torch/torch.h>
+
+#include <vector>
 
 namespace qa {
 
@@ -23,6 +28,11 @@ bool bf16_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
 // x W^T: [..., out] of type `out` (fp32 or bf16), from x rounded to bf16 and autocast's cached bf16
 // copy of w, summed in fp32. Differentiable in x (its gradient in x's type) and w (fp32).
 torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& w, torch::ScalarType out);
+
+// x W_i^T for each weight (all [out_i, in], each as bf16_linear_applies(x, w_i) requires), in the same
+// type `out`. Differentiable in x (dx = sum_i dy_i W_i, summed in fp32, in x's type) and each w_i;
+// an output whose gradient is undefined adds nothing.
+std::vector<torch::Tensor> bf16_linears(const torch::Tensor& x, const std::vector<torch::Tensor>& ws, torch::ScalarType out);
 
 // Whether bf16 training on `device` takes it (the CPU, the setting on, oneDNN's bf16 product running
 // here). For logs and benchmark reports.
