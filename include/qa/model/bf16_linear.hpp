@@ -7,9 +7,10 @@
 // product's own fp32 sums (W's straight into its fp32 gradient; x's in x's type). The operands are
 // rounded as autocast rounds them, so the products are autocast's up to the summation order; the
 // results are rounded once fewer (bench/RESULTS.md, eleventh CPU round). Projections that read the same
-// x (q, k and v; wi_0 and wi_1) go through one call, bf16_linears: x is rounded once, each block of its
-// rows feeds every product while it is in the core's cache, and dx is one fp32 sum of their products
-// (oneDNN adding each into the block) rather than separate dx_i that autograd adds afterwards.
+// x (q, k and v; wi_0 and wi_1; cross-attention's k and v) go through one call, bf16_linears: x is
+// rounded once, each block of its rows feeds every product while it is in the core's cache, and dx is
+// one fp32 sum of their products (oneDNN adding each into the block) rather than separate dx_i that
+// autograd adds afterwards (thirteenth CPU round).
 #pragma once
 
 #include <torch/torch.h>
