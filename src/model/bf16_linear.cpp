@@ -63,7 +63,13 @@ bool usable() { return onednn_linear_enabled() && onednn_gemm_bf16_available(); 
 struct Term {
   torch::Tensor a, a_bf16, b;
   bool trans_b;
-  bool rounds_a() const { return a.scalar_type() == torch::kFloat; }
+  // A's rows [r0, r1), or all of them over the threads, rounded into a_bf16 where A is fp32.
+  void round_a(int64_t r0, int64_t r1) const {
+    if (a.scalar_type() == torch::kFloat) round_rows(a, a_bf16, r0, r1);
+  }
+  void round_all_of_a() const {
+    if (a.scalar_type() == torch::kFloat) round_all_rows(a, a_bf16);
+  }
 };
 
 // A [rows, n] result, fp32 or bf16, contiguous: the sum of its terms' products, summed in fp32
@@ -103,18 +109,14 @@ void sum_of_products(const std::vector<Output>& outputs) {
   if (rows >= 2 * kBf16LinearRowBlock) {
     for_each_block(rows, kBf16LinearRowBlock, [&](int64_t r0, int64_t r1, std::vector<float>& scratch) {
       for (const auto& o : outputs) {
-        for (const auto& term : o.terms) {
-          if (term.rounds_a()) round_rows(term.a, term.a_bf16, r0, r1);
-        }
+        for (const auto& term : o.terms) term.round_a(r0, r1);
       }
       for (const auto& o : outputs) block(o, r0, r1 - r0, 0, o.c.size(1), scratch);
     });
     return;
   }
   for (const auto& o : outputs) {
-    for (const auto& term : o.terms) {
-      if (term.rounds_a()) round_all_rows(term.a, term.a_bf16);
-    }
+    for (const auto& term : o.terms) term.round_all_of_a();
   }
   for (const auto& o : outputs) {
     const int64_t n = o.c.size(1);
@@ -181,9 +183,7 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
       sum_of_products({Output{dx, terms}});
       out[0] = dx.view(ctx->saved_data["x_sizes"].toIntVector());
     } else {
-      for (const auto& term : terms) {
-        if (term.rounds_a()) round_all_rows(term.a, term.a_bf16);
-      }
+      for (const auto& term : terms) term.round_all_of_a();  // dW's operands
     }
     // dW_i = dy_i^T x in fp32, blocks of its rows: [out_i, rows] x [rows, in]; every weight's blocks in
     // one parallel region.
