@@ -13,6 +13,7 @@
 #include "qa/model/softmax_rows.hpp"
 #include "qa/model/vector_math.hpp"
 #include "qa/runtime/blas.hpp"
+#include "qa/runtime/parallel_tasks.hpp"
 #include "qa/runtime/torch_compat.hpp"
 
 namespace qa {
@@ -128,10 +129,10 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
     const float* keep_all = keep.numel() > 0 ? keep.data_ptr<float>() : nullptr;
     const auto scale = static_cast<float>(keep_scale);
     const int iq = static_cast<int>(q_len), ik = static_cast<int>(k_len), id = static_cast<int>(d);
-    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    parallel_tasks(batch * heads, [&](TaskQueue& queue) {
       std::vector<float> dropped(keep_all ? q_len * k_len : 0), result;
       std::vector<T> operand;
-      for (int64_t t = begin; t < end; ++t) {
+      for (int64_t t; queue.next(t);) {
         const int64_t b = t / heads, h = t % heads;
         float* p = p_all + t * q_len * k_len;
         // The bias is copied in first and the product added to it (beta = 1): the BLAS would otherwise
@@ -172,10 +173,10 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
     const float* keep_all = keep.numel() > 0 ? keep.data_ptr<float>() : nullptr;
     const auto scale = static_cast<float>(ctx->saved_data["keep_scale"].toDouble());
     const int iq = static_cast<int>(q_len), ik = static_cast<int>(k_len), id = static_cast<int>(d);
-    at::parallel_for(0, batch * heads, 1, [&](int64_t begin, int64_t end) {
+    parallel_tasks(batch * heads, [&](TaskQueue& queue) {
       std::vector<float> scratch(ds_all ? 0 : q_len * k_len), dropped(keep_all ? q_len * k_len : 0), result;
       std::vector<T> operand;
-      for (int64_t t = begin; t < end; ++t) {
+      for (int64_t t; queue.next(t);) {
         const int64_t b = t / heads, h = t % heads;
         const float* p = p_all + t * q_len * k_len;
         float* ds = ds_all ? ds_all + t * q_len * k_len : scratch.data();

@@ -76,13 +76,15 @@ void expect_matches_reference(const torch::Tensor& x, const torch::Tensor& w, co
   expect_close(ours.grad_b, dw, kFp32Tolerance, "dW, " + shape);
 }
 
-// From 2 x kBf16LinearRowBlock rows on, blocks of rows (the last one short); fp32 and bf16 x and results.
+// From 2 x kBf16LinearRowBlock rows on, blocks of rows (the last one short), their columns split too
+// below 16 row blocks (short last blocks of columns); fp32 and bf16 x and results.
 TEST_F(Bf16Linear, BlocksOfRows) {
-  const int64_t rows = 2 * kBf16LinearRowBlock + 45;
-  for (const auto out : {torch::kFloat, torch::kBFloat16}) {
-    expect_matches_reference(torch::randn({rows, 48}), torch::randn({200, 48}), torch::randn({rows, 200}), out);
-    expect_matches_reference(torch::randn({3, rows / 3, 40}).to(torch::kBFloat16), torch::randn({72, 40}),
-                             torch::randn({3, rows / 3, 72}).to(out), out);
+  for (const int64_t rows : {2 * kBf16LinearRowBlock + 45, 16 * kBf16LinearRowBlock + 5}) {
+    for (const auto out : {torch::kFloat, torch::kBFloat16}) {
+      expect_matches_reference(torch::randn({rows, 48}), torch::randn({200, 48}), torch::randn({rows, 200}), out);
+      expect_matches_reference(torch::randn({3, rows / 3, 40}).to(torch::kBFloat16), torch::randn({72, 40}),
+                               torch::randn({3, rows / 3, 72}).to(out), out);
+    }
   }
 }
 

@@ -1,16 +1,16 @@
 // x W^T under CPU bf16 autocast, in place of autocast's linear: oneDNN's bf16 product
-// (dnnl_gemm_bf16bf16f32, runtime/blas) on fixed blocks of rows or columns, one block per call, the
-// blocks shared out over LibTorch's threads. Autocast's path costs, around each product, a cast of x to
-// bf16, a bf16 result the next element-wise pass widens again, and in the backward pass bf16 gradients
-// of x and W that are widened to fp32 once more. Here x is rounded block by block as the product reads
-// it, the result comes in the type its consumer computes in, and the gradients come in fp32 from the
+// (dnnl_gemm_bf16bf16f32, runtime/blas) on fixed blocks of rows and columns, one block per call, each
+// thread taking the next untaken block (runtime/parallel_tasks: threads of unequal speed even out).
+// Autocast's path costs, around each product, a cast of x to bf16, a bf16 result the next
+// element-wise pass widens again, and in the backward pass bf16 gradients of x and W that are widened
+// to fp32 once more. Here x is rounded block by block, by the first product that reads the block, the
+// result comes in the type its consumer computes in, and the gradients come in fp32 from the
 // product's own fp32 sums (W's straight into its fp32 gradient; x's in x's type). The operands are
 // rounded as autocast rounds them, so the products are autocast's up to the summation order; the
 // results are rounded once fewer (bench/RESULTS.md, eleventh CPU round). Projections that read the same
 // x (q, k and v; wi_0 and wi_1; cross-attention's k and v) go through one call, bf16_linears: x is
-// rounded once, each block of its rows feeds every product while it is in the core's cache, and dx is
-// one fp32 sum of their products (oneDNN adding each into the block) rather than separate dx_i that
-// autograd adds afterwards (thirteenth CPU round).
+// rounded once, and dx is one fp32 sum of their products (oneDNN adding each into the block) rather
+// than separate dx_i that autograd adds afterwards (thirteenth CPU round).
 #pragma once
 
 #include <torch/torch.h>
@@ -39,11 +39,13 @@ std::vector<torch::Tensor> bf16_linears(const torch::Tensor& x, const std::vecto
 // here). For logs and benchmark reports.
 bool bf16_linear_in_training(const torch::Device& device);
 
-// Rows of x per product call where there are at least two such blocks; fewer rows (decoding steps)
-// are split over the result's columns instead, kBf16LinearColumnBlock at a time. Fixed sizes: which
-// rows and columns a call sums does not depend on the thread count, nor then do the bits. The fp32
-// block of a bf16 result stays in the core's cache until it is rounded.
+// Rows of x per product call where there are at least two such blocks, a result's columns split too
+// (multiples of kBf16LinearSplitColumns) where its row blocks are fewer than 16; fewer rows (decoding
+// steps) are split over the result's columns alone, kBf16LinearColumnBlock at a time or more. Fixed
+// sizes: which rows and columns a call sums does not depend on the thread count, nor then do the
+// bits. The fp32 block of a bf16 result stays in the core's cache until it is rounded.
 constexpr int64_t kBf16LinearRowBlock = 128;
 constexpr int64_t kBf16LinearColumnBlock = 64;
+constexpr int64_t kBf16LinearSplitColumns = 128;
 
 }  // namespace qa

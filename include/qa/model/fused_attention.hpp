@@ -1,8 +1,8 @@
 // T5's attention core on the CPU, softmax(q k^T + bias) v, as one pass per (batch, head) matrix
-// forward and one backward: each thread takes whole matrices, multiplies them through the BLAS's
-// sgemm directly (oneDNN's where the BLAS runs a generic kernel: model/onednn_linear), and adds the
-// bias, normalises and (backward) differentiates the softmax on the [Q, K] matrix it just computed,
-// while it is still in cache. Separate operators instead stream every [B, H, Q, K] tensor through
+// forward and one backward: each thread takes whole matrices (the next untaken one:
+// runtime/parallel_tasks), multiplies them through the BLAS's sgemm directly (oneDNN's where the BLAS
+// runs a generic kernel: model/onednn_linear), and adds the bias, normalises and (backward)
+// differentiates the softmax on the [Q, K] matrix it just computed, while it is still in cache. Separate operators instead stream every [B, H, Q, K] tensor through
 // memory four more times (bias add, softmax, softmax backward, the bias gradient).
 // In bf16 (q, k, v as autocast's projections return them) the products are oneDNN's bf16 ones
 // (dnnl_gemm_bf16bf16f32, fp32 accumulation) on the heads' strided views: no copies of q, k^T or the
