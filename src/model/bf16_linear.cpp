@@ -54,7 +54,7 @@ struct Term {
   bool needs_rounding() const { return a.scalar_type() == torch::kFloat; }
 };
 
-// Every fp32 A of these terms rounded into its bf16 copy: blocks of rows, taken by whichever thread is free.
+// Every fp32 A of these terms rounded into its bf16 copy, in blocks of rows over the threads.
 void round_operands(const std::vector<const Term*>& terms) {
   std::vector<std::pair<const Term*, int64_t>> tasks;  // (term, first row)
   for (const Term* t : terms) {
@@ -256,7 +256,7 @@ class Bf16LinearFunction : public torch::autograd::Function<Bf16LinearFunction> 
       round_operands(operands);
     }
     // dW_i = dy_i^T x in fp32, blocks of its rows: [out_i, rows] x [rows, in]; every weight's blocks in
-    // one parallel region, taken by whichever thread is free.
+    // one parallel region.
     struct Task {
       std::size_t term;
       int64_t o0, o1;

@@ -1,4 +1,5 @@
-// parallel_tasks: every task once, and the tasks going to whichever thread is free.
+// parallel_tasks: every task once, each thread starting on its own share, and a free thread taking
+// the tasks a slow one has not reached.
 #include "qa/runtime/parallel_tasks.hpp"
 
 #include <ATen/Parallel.h>
@@ -41,11 +42,48 @@ TEST(ParallelTasks, EveryTaskRunsOnce) {
   }
 }
 
+TEST(ParallelTasks, StolenTasksRunOnceToo) {
+  for (int threads : {2, 3}) {
+    ThreadCount tc(threads);
+    // Thread 0 slow: the others finish their shares and take from its back, and from each other's.
+    std::vector<std::atomic<int>> runs(500);
+    parallel_tasks(500, [&](TaskQueue& q) {
+      const bool slow = at::get_thread_num() == 0;
+      for (int64_t t; q.next(t);) {
+        ++runs[static_cast<std::size_t>(t)];
+        if (slow) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    for (std::size_t t = 0; t < runs.size(); ++t) ASSERT_EQ(runs[t].load(), 1) << "task " << t << ", " << threads << " threads";
+  }
+}
+
+TEST(ParallelTasks, EachThreadStartsOnItsOwnShare) {
+  ThreadCount tc(2);
+  if (own_kernel_threads() < 2) GTEST_SKIP() << "qa-train's kernels run on one thread in this build";
+  // 1 ms per task: each thread reaches its own share long before the other could take all of it.
+  std::mutex m;
+  std::vector<int64_t> first(2, -1);
+  parallel_tasks(20, [&](TaskQueue& q) {
+    bool started = false;
+    for (int64_t t; q.next(t);) {
+      if (!started) {
+        std::lock_guard<std::mutex> lock(m);
+        first[static_cast<std::size_t>(at::get_thread_num())] = t;
+        started = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  EXPECT_EQ(first[0], 0);
+  EXPECT_EQ(first[1], 10);
+}
+
 TEST(ParallelTasks, ASlowThreadTakesFewerTasks) {
   ThreadCount tc(2);
   if (own_kernel_threads() < 2) GTEST_SKIP() << "qa-train's kernels run on one thread in this build";
   // Thread 0 takes 20 ms per task, the other 1 ms: a fixed half each would give thread 0 20 of the
-  // 40 tasks; claiming leaves it the few it takes while the other thread clears the rest.
+  // 40 tasks; the other thread, done with its own half, takes the rest of thread 0's from the back.
   constexpr int64_t kTasks = 40;
   std::mutex m;
   std::vector<int64_t> by_thread0;

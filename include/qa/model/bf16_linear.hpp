@@ -1,6 +1,6 @@
 // x W^T under CPU bf16 autocast, in place of autocast's linear: oneDNN's bf16 product
 // (dnnl_gemm_bf16bf16f32, runtime/blas) on fixed blocks of rows and columns, one block per call, each
-// thread taking the next untaken block (runtime/parallel_tasks: threads of unequal speed even out).
+// thread on its own share of the blocks and then on a slower thread's (runtime/parallel_tasks).
 // Autocast's path costs, around each product, a cast of x to bf16, a bf16 result the next
 // element-wise pass widens again, and in the backward pass bf16 gradients of x and W that are widened
 // to fp32 once more. Here x is rounded block by block, by the first product that reads the block, the

@@ -1,5 +1,5 @@
 // T5's attention core on the CPU, softmax(q k^T + bias) v, as one pass per (batch, head) matrix
-// forward and one backward: each thread takes whole matrices (the next untaken one:
+// forward and one backward: each thread takes whole matrices (its own share, then a slower thread's:
 // runtime/parallel_tasks), multiplies them through the BLAS's sgemm directly (oneDNN's where the BLAS
 // runs a generic kernel: model/onednn_linear), and adds the bias, normalises and (backward)
 // differentiates the softmax on the [Q, K] matrix it just computed, while it is still in cache. Separate operators instead stream every [B, H, Q, K] tensor through
