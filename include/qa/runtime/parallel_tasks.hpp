@@ -2,15 +2,13 @@
 // one contiguous share of equal size; where the CPUs run at unequal speeds (a cloud VM's vCPUs whose
 // host cores are busy elsewhere: here one of two ran 20-40% slower for minutes at a time; a laptop's
 // performance and efficiency cores) the fast threads then wait for the slow one at the end of every
-// region. parallel_tasks starts each thread on the same contiguous share (neighbouring tasks, and the
-// data they share, stay on one core), and a thread that has finished its own takes tasks from the far
-// end of the share with the most left.
+// region. parallel_tasks starts each thread on such a share too (neighbouring tasks, and the data
+// they share, stay on one core), and a thread that has finished its own takes tasks from the far end
+// of the share with the most left.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <memory>
 
 namespace qa {
 
