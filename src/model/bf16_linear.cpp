@@ -146,8 +146,9 @@ class LazyRounding {
   std::vector<std::vector<int>> source_index_;  // [output][term] -> source, or -1
 };
 
-// The outputs, all of the same rows: every output's blocks in one parallel region, taken by whichever
-// thread is free, each block one product call per term after its rows of A are rounded.
+// The outputs, all of the same rows: every output's blocks in one parallel region (parallel_tasks:
+// each thread's own share, then a slower thread's), each block one product call per term after its
+// rows of A are rounded.
 void sum_of_products(const std::vector<Output>& outputs) {
   const int64_t rows = outputs[0].c.size(0);
   const int64_t row_block = tiling(rows, outputs[0].c.size(1)).row_block;  // the same for every n
