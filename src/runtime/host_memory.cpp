@@ -1,6 +1,9 @@
 #include "qa/runtime/host_memory.hpp"
 
+#include <sys/resource.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 
 #if defined(__GLIBC__)
@@ -10,10 +13,14 @@
 namespace qa {
 
 bool malloc_settings_from_environment() {
-  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"}) {
-    if (std::getenv(name) != nullptr) return true;
+  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') return true;
   }
-  return false;
+  // GLIBC_TUNABLES also tunes other parts of glibc (glibc.cpu.*, glibc.pthread.*): only its malloc
+  // tunables are the user's malloc settings.
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return tunables != nullptr && std::strstr(tunables, "glibc.malloc.") != nullptr;
 }
 
 bool keep_freed_host_memory() {
@@ -26,6 +33,12 @@ bool keep_freed_host_memory() {
 #else
   return false;
 #endif
+}
+
+int64_t minor_page_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
 }
 
 }  // namespace qa

@@ -3,30 +3,24 @@
 #include "qa/runtime/host_memory.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <cstddef>
 #include <cstdlib>
+#include <string>
 
 namespace qa {
 namespace {
 
-long minor_faults() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_minflt;
-}
-
 // Minor page faults taken while allocating, writing every page of and freeing `bytes`. The writes go
 // through a volatile pointer so that the compiler cannot drop the block altogether.
-long faults_of_one_block(std::size_t bytes) {
-  const long before = minor_faults();
+int64_t faults_of_one_block(std::size_t bytes) {
+  const int64_t before = minor_page_faults();
   void* p = std::malloc(bytes);
   EXPECT_NE(p, nullptr);
   volatile char* bytes_of = static_cast<char*>(p);
   for (std::size_t i = 0; i < bytes; i += 4096) bytes_of[i] = 1;
   std::free(p);
-  return minor_faults() - before;
+  return minor_page_faults() - before;
 }
 
 TEST(HostMemory, AFreedLargeBlockIsReusedWithoutFaultingItsPagesAgain) {
@@ -38,11 +32,58 @@ TEST(HostMemory, AFreedLargeBlockIsReusedWithoutFaultingItsPagesAgain) {
   // As glibc comes, every round maps the block afresh and faults its pages in again (one fault per
   // 4 KiB page, or per 2 MiB where transparent huge pages are on).
   faults_of_one_block(kBytes);
-  const long as_glibc_comes = faults_of_one_block(kBytes);
+  const int64_t as_glibc_comes = faults_of_one_block(kBytes);
   EXPECT_GE(as_glibc_comes, 16);
   EXPECT_TRUE(keep_freed_host_memory());
   faults_of_one_block(kBytes);  // the first round after the change grows the heap: these pages fault
   EXPECT_LT(faults_of_one_block(kBytes) * 8, as_glibc_comes);
+}
+
+// Sets an environment variable for one scope and restores what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST(HostMemory, OnlyMallocSettingsInTheEnvironmentTakePrecedence) {
+  ScopedEnv a("MALLOC_MMAP_THRESHOLD_", nullptr), b("MALLOC_TRIM_THRESHOLD_", nullptr), c("MALLOC_TOP_PAD_", nullptr),
+      d("MALLOC_MMAP_MAX_", nullptr), e("GLIBC_TUNABLES", nullptr);
+  EXPECT_FALSE(malloc_settings_from_environment());
+  {
+    ScopedEnv t("GLIBC_TUNABLES", "");
+    EXPECT_FALSE(malloc_settings_from_environment());
+  }
+  {
+    ScopedEnv t("GLIBC_TUNABLES", "glibc.cpu.x86_rep_movsb_threshold=4096");
+    EXPECT_FALSE(malloc_settings_from_environment());
+  }
+  {
+    ScopedEnv t("GLIBC_TUNABLES", "glibc.cpu.x86_rep_movsb_threshold=4096:glibc.malloc.mmap_max=0");
+    EXPECT_TRUE(malloc_settings_from_environment());
+  }
+  {
+    ScopedEnv t("MALLOC_TRIM_THRESHOLD_", "");
+    EXPECT_FALSE(malloc_settings_from_environment());
+  }
+  for (const char* name : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"}) {
+    ScopedEnv t(name, "1048576");
+    EXPECT_TRUE(malloc_settings_from_environment()) << name;
+  }
 }
 
 }  // namespace

@@ -5,10 +5,13 @@
 // (~36,000 minor faults per flan-t5-small step), and trims the heap's top the same way. Torch-free header.
 #pragma once
 
+#include <cstdint>
+
 namespace qa {
 
-// Whether the user has set glibc's own malloc settings (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_,
-// MALLOC_TOP_PAD_ or GLIBC_TUNABLES) in the environment.
+// Whether the user has set glibc's own malloc settings in the environment: MALLOC_MMAP_THRESHOLD_,
+// MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ or MALLOC_MMAP_MAX_ to a value, or a glibc.malloc.* tunable
+// in GLIBC_TUNABLES (whose other tunables, and empty variables, leave malloc as glibc comes).
 bool malloc_settings_from_environment();
 
 // With glibc, keeps freed memory in the process for reuse: large blocks come from the heap (mmap
@@ -17,5 +20,10 @@ bool malloc_settings_from_environment();
 // the allocator, or where malloc_settings_from_environment(): the user's settings win. Returns whether
 // it changed glibc's settings.
 bool keep_freed_host_memory();
+
+// Minor page faults this process has taken so far (getrusage): pages touched for the first time since
+// they were mapped. On this machine's VM each costs ~8 us, so counting them shows what the C
+// allocator's policy costs without timing anything.
+int64_t minor_page_faults();
 
 }  // namespace qa
