@@ -54,6 +54,21 @@ TEST(OpProfile, BenchReportsTheTopOpsOfAStep) {
   for (const auto& op : r.at("profile")) sum += op.at("self_ms").get<double>();
   EXPECT_GT(sum, 0.0);
   EXPECT_NE(r.at("profile_table").get<std::string>().find("aten::"), std::string::npos);
+  // The reported step is the second profiled one; both steps' page faults are counted, as the timed ones'.
+  EXPECT_GE(r.at("profile_page_faults").get<int64_t>(), 0) << r.dump();
+  EXPECT_GE(r.at("profile_warmup_page_faults").get<int64_t>(), 0) << r.dump();
+  EXPECT_GE(r.at("page_faults_per_step").get<double>(), 0.0) << r.dump();
+}
+
+TEST(OpProfile, WithoutAProfileNoProfiledStepIsCounted) {
+  BenchOptions o;
+  o.shape = "demo";
+  o.batch = 2, o.src_len = 16, o.tgt_len = 4, o.steps = 1, o.threads = 1;
+  const auto r = run_bench(o);
+  EXPECT_TRUE(r.at("profile").empty());
+  EXPECT_TRUE(r.at("profile_page_faults").is_null()) << r.dump();
+  EXPECT_TRUE(r.at("profile_warmup_page_faults").is_null()) << r.dump();
+  EXPECT_GE(r.at("page_faults_per_step").get<double>(), 0.0) << r.dump();
 }
 
 // qa-train's own CPU kernels (no LibTorch operators) are named in the profile, not left in

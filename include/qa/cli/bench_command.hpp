@@ -19,7 +19,7 @@ struct BenchOptions {
   std::string device = "cpu";
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
   int64_t threads = 0;
-  int64_t profile_rows = 0;  // > 0: profile one more step: top ops by self time (CPU), top kernels by GPU time (CUDA)
+  int64_t profile_rows = 0;  // > 0: profile one more step: top ops by self time (CPU, after a discarded profiled step), top kernels by GPU time (CUDA)
   bool activation_checkpointing = false;  // recompute block activations in backward (T5ModelImpl)
   bool cuda_graphs = false;  // replay the forward and backward pass from a CUDA graph (train.cuda_graphs)
   std::string attention = "auto";  // auto (fused kernels on CUDA, explicit products on the CPU) | fused | explicit
@@ -31,7 +31,9 @@ struct BenchOptions {
 // "blas_core", "step_tflops", "peak_tflops", "gen_tokens_per_sec", "activation_checkpointing", "cuda_graphs", ...}; with profile_rows,
 // "profile" (the top ops of one profiled step: name, calls, self_ms; on CUDA its kernels, self_ms = GPU time),
 // "profile_categories" (CUDA: GPU time by kind of kernel), "profile_by_op" (CUDA: GPU time by launching
-// operator, its input shapes and autograd node) and "profile_table" (text).
+// operator, its input shapes and autograd node) and "profile_table" (text); "page_faults_per_step"
+// (minor page faults per timed step) and, on the CPU with profile_rows, "profile_page_faults" and
+// "profile_warmup_page_faults" (those of the reported profiled step and of the discarded one before it).
 nlohmann::json run_bench(const BenchOptions& options);
 
 // Model FLOPs of one training step of a named shape (model/flops.hpp says how they are counted).
