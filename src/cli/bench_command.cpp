@@ -168,7 +168,8 @@ nlohmann::json run_bench(const BenchOptions& o) {
       // out so that the step's large temporaries no longer fit the blocks the timed steps freed, and
       // fault in fresh pages (flan-t5-small bf16: ~38,000 faults, ~+290 ms, charged to whichever ops
       // allocate: aten::add of the attention bias's gradients showed 10% of the step instead of 3%).
-      // The second finds the layout of the first (bench/RESULTS.md, fifteenth CPU round).
+      // The second usually finds the heap as the first left it (bf16: 0 faults); fp32 runs sometimes
+      // still fault, so --json reports both steps' faults (bench/RESULTS.md, fifteenth CPU round).
       for (int pass = 0; pass < 2; ++pass) {
         const int64_t faults_before = minor_page_faults();
         OpProfiler profiler;
