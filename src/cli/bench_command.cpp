@@ -166,8 +166,9 @@ nlohmann::json run_bench(const BenchOptions& o) {
     } else {
       // Two profiled steps, the first discarded: its recording's own allocations leave the heap laid
       // out so that the step's large temporaries no longer fit the blocks the timed steps freed, and
-      // fault in fresh pages (flan-t5-small bf16: ~38,000 faults, ~+290 ms, charged to whichever ops
-      // allocate: aten::add of the attention bias's gradients showed 10% of the step instead of 3%).
+      // fault in fresh pages (flan-t5-small bf16: ~38,000 faults, ~+260 ms over the timed steps'
+      // median, charged to whichever ops allocate: in fp32 the additions of the attention bias's
+      // gradients showed 16% of the step instead of 3%).
       // The second usually finds the heap as the first left it (bf16: 0 faults); fp32 runs sometimes
       // still fault, so --json reports both steps' faults (bench/RESULTS.md, fifteenth CPU round).
       for (int pass = 0; pass < 2; ++pass) {
