@@ -13,6 +13,7 @@ Needs torch and transformers (the GPU machine's Python has both). Not run by the
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -74,7 +75,8 @@ def main():
         torch.cuda.reset_peak_memory_stats(dev)
     times = [step() for _ in range(a.steps + 1)][1:]
     ms = 1000 * statistics.median(times)
-    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None  # the allocator peak, as qa-train on CUDA
+    # as qa-train: the allocator peak on CUDA, the process's peak RSS on CPU
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     model.eval()
     with torch.no_grad(), autocast:
