@@ -11,28 +11,34 @@
 #   PYTHON=/usr/bin/python3 PYTHONPATH=/tmp/hf/transformers/src:../shared/peer/stubs \
 #     OPENBLAS_CORETYPE=Cooperlake scripts/cpu-check.sh
 # Both sides run in the same environment (OPENBLAS_CORETYPE included) on CPU_CHECK_THREADS threads (2).
-# CPU_CHECK_ROUNDS (3), CPU_CHECK_STEPS (timed steps per run, 5). Results land in $OUT (./cpu-out).
+# CPU_CHECK_ROUNDS (3), CPU_CHECK_STEPS (timed steps per run, 5), QA_TRAIN (./build/qa-train). Results
+# land in $OUT (cpu-out/); relative paths are taken from the repository's root.
 set -uo pipefail
-OUT=${OUT:-$PWD/cpu-out}
+cd "$(dirname "$0")/.."
+OUT=${OUT:-cpu-out}
 PY=${PYTHON:-python3}
 QA=${QA_TRAIN:-./build/qa-train}
 threads=${CPU_CHECK_THREADS:-2}
 rounds=${CPU_CHECK_ROUNDS:-3}
 steps=${CPU_CHECK_STEPS:-5}
 shape=(--shape flan-t5-small --batch 8 --src-len 256 --tgt-len 32 --steps "$steps" --threads "$threads")
-mkdir -p "$OUT"
 [ -x "$QA" ] || { echo "cpu-check: $QA not found or not executable (build first: scripts/build.sh)" >&2; exit 2; }
 "$PY" -c 'import torch, transformers' 2>/dev/null ||
   { echo "cpu-check: $PY cannot import torch and transformers (set PYTHON and PYTHONPATH; see the header)" >&2; exit 2; }
+mkdir -p "$OUT" || exit 2
+# Another busy process slows the runs unevenly (2 cores, 2 threads each): say so rather than mislead.
+read -r load _ < /proc/loadavg
+awk -v l="$load" 'BEGIN { exit !(l > 0.5) }' &&
+  echo "cpu-check: warning: load average $load before starting; the ratios need an otherwise idle machine" >&2
 
 { grep -m1 'model name' /proc/cpuinfo; echo "cores: $(nproc)"
   echo "bf16 instructions: $(grep -o -w -E 'amx_bf16|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset)}"; } | tee "$OUT/machine.txt"
 
-# Each run's last stdout line is its JSON; a failed run leaves its log beside it and no JSON.
+# Each run's last stdout line is its JSON; stderr goes to its log. A failed run leaves no JSON.
 run() {  # name command...
   local name=$1; shift
-  if "$@" > "$OUT/$name.log" 2>&1; then tail -1 "$OUT/$name.log" > "$OUT/$name.json"
+  if "$@" > "$OUT/$name.out" 2> "$OUT/$name.log"; then tail -1 "$OUT/$name.out" > "$OUT/$name.json"
   else echo "cpu-check: $name failed (exit $?), see $OUT/$name.log" >&2; rm -f "$OUT/$name.json"; fi
 }
 for r in $(seq 1 "$rounds"); do
