@@ -26,10 +26,12 @@ shape=(--shape flan-t5-small --batch 8 --src-len 256 --tgt-len 32 --steps "$step
 "$PY" -c 'import torch, transformers' 2>/dev/null ||
   { echo "cpu-check: $PY cannot import torch and transformers (set PYTHON and PYTHONPATH; see the header)" >&2; exit 2; }
 mkdir -p "$OUT" || exit 2
-# Another busy process slows the runs unevenly (2 cores, 2 threads each): say so rather than mislead.
-read -r load _ < /proc/loadavg
-awk -v l="$load" 'BEGIN { exit !(l > 0.5) }' &&
-  echo "cpu-check: warning: load average $load before starting; the ratios need an otherwise idle machine" >&2
+# Another busy process slows the runs unevenly: say so rather than mislead. The CPUs' busy share over
+# one second (/proc/stat), not the load average, which still counts work that has just ended.
+busy() { awk '/^cpu /{ print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8 }' /proc/stat; }
+read -r b0 t0 < <(busy); sleep 1; read -r b1 t1 < <(busy)
+awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN { exit !(t > 0 && b / t > 0.2) }' &&
+  echo "cpu-check: warning: the CPUs are $(( 100 * (b1 - b0) / (t1 - t0) ))% busy before starting; the ratios need an otherwise idle machine" >&2
 
 { grep -m1 'model name' /proc/cpuinfo; echo "cores: $(nproc)"
   echo "bf16 instructions: $(grep -o -w -E 'amx_bf16|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
