@@ -9,7 +9,8 @@ JSON line with the field names qa-train bench uses.
   python3 bench/hf_reference.py --shape flan-t5-base --batch 32 --src-len 512 --tgt-len 64 \\
       --steps 10 --device cuda --precision bf16
 
-Needs torch and transformers (the GPU machine's Python has both). Not run by the tests or CI.
+Needs torch and transformers (the GPU machine's Python has both; scripts/cpu-check.sh says how to run it on the
+CPU here). Not run by the tests or CI.
 """
 import argparse
 import json
