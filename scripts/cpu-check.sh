@@ -21,6 +21,9 @@ QA=${QA_TRAIN:-./build/qa-train}
 threads=${CPU_CHECK_THREADS:-2}
 rounds=${CPU_CHECK_ROUNDS:-3}
 steps=${CPU_CHECK_STEPS:-5}
+for v in CPU_CHECK_THREADS="$threads" CPU_CHECK_ROUNDS="$rounds" CPU_CHECK_STEPS="$steps"; do
+  [[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || { echo "cpu-check: ${v%%=*} must be a positive integer, got '${v#*=}'" >&2; exit 2; }
+done
 shape=(--shape flan-t5-small --batch 8 --src-len 256 --tgt-len 32 --steps "$steps" --threads "$threads")
 [ -x "$QA" ] || { echo "cpu-check: $QA not found or not executable (build first: scripts/build.sh)" >&2; exit 2; }
 "$PY" -c 'import torch, transformers' 2>/dev/null ||
